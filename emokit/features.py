@@ -1,0 +1,297 @@
+"""The paper's input: 128 x 128 MFCC (or log-mel) maps of speech.
+
+Every utterance is resampled to ``sample_rate``, zero-padded or truncated to
+``duration`` seconds, turned into ``n_mfcc`` coefficients x ``n_frames``
+frames with librosa, and max-pooled along time by ``time_pool``. With the
+defaults (16 kHz, hop 250 samples = 15.6 ms, 8 s) that is 128 x 512 frames,
+pooled to the paper's 128 x 128 map (section IV-A). The paper does not give
+its sample rate or hop; these are chosen so that 8 s gives exactly 512 frames.
+
+Plain functions on arrays (:func:`load_audio`, :func:`feature_map`) sit next
+to the corpus-level :func:`extract`, which runs in parallel and caches its
+result on disk.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+FEATURE_KINDS = ("mfcc", "logmel")
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Every parameter of the feature map.
+
+    Attributes
+    ----------
+    kind : {"mfcc", "logmel"}
+    sample_rate : int, Hz
+    duration : float, seconds each utterance is padded / truncated to
+    n_mfcc : int, coefficients (rows of the map) for ``kind="mfcc"``
+    n_mels : int, mel bands (rows for ``kind="logmel"``)
+    n_fft : int, samples per FFT window (64 ms at 16 kHz)
+    hop_length : int, samples between frames
+    time_pool : int, frames max-pooled into one column
+    fmin, fmax : float, Hz, mel filterbank range (``fmax=None``: Nyquist)
+    """
+
+    kind: str = "mfcc"
+    sample_rate: int = 16000
+    duration: float = 8.0
+    n_mfcc: int = 128
+    n_mels: int = 128
+    n_fft: int = 1024
+    hop_length: int = 250
+    time_pool: int = 4
+    fmin: float = 0.0
+    fmax: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in FEATURE_KINDS:
+            raise ValueError(f"unknown feature kind {self.kind!r}; known: {', '.join(FEATURE_KINDS)}")
+        if self.kind == "mfcc" and self.n_mfcc > self.n_mels:
+            raise ValueError(f"n_mfcc={self.n_mfcc} cannot exceed n_mels={self.n_mels}")
+        if self.n_frames < self.time_pool:
+            raise ValueError(f"duration {self.duration}s gives {self.n_frames} frames, fewer than time_pool={self.time_pool}")
+
+    @property
+    def n_samples(self) -> int:
+        return int(round(self.duration * self.sample_rate))
+
+    @property
+    def n_frames(self) -> int:
+        """Frames before pooling (512 with the defaults)."""
+        return self.n_samples // self.hop_length
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, columns) of one map: (128, 128) with the defaults."""
+        rows = self.n_mfcc if self.kind == "mfcc" else self.n_mels
+        return rows, self.n_frames // self.time_pool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "FeatureConfig":
+        return cls(**data)
+
+
+class AudioError(RuntimeError):
+    """A file that cannot be decoded as audio."""
+
+
+def load_audio(path: str | Path, config: FeatureConfig = FeatureConfig()) -> np.ndarray:
+    """Read a file as mono float32 at ``config.sample_rate``, padded or cut to
+    ``config.duration``.
+
+    Returns
+    -------
+    ndarray, shape (n_samples,), float32
+    """
+    import librosa
+    import soundfile as sf
+
+    try:
+        audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as exc:  # soundfile raises several types for bad files
+        raise AudioError(f"{path}: cannot read audio ({exc}); re-export it as PCM wav or remove it from the corpus") from None
+    if audio.shape[0] == 0:
+        raise AudioError(f"{path}: the file holds no samples; remove it or replace it with a valid recording")
+    audio = audio.mean(axis=1)
+    if rate != config.sample_rate:
+        audio = librosa.resample(audio, orig_sr=rate, target_sr=config.sample_rate, res_type="soxr_hq")
+    return fix_length(audio, config.n_samples)
+
+
+def fix_length(audio: np.ndarray, n_samples: int) -> np.ndarray:
+    """Zero-pad at the end or truncate ``audio`` to ``n_samples``."""
+    out = np.zeros(n_samples, dtype=np.float32)
+    n = min(n_samples, len(audio))
+    out[:n] = audio[:n]
+    return out
+
+
+def feature_map(audio: np.ndarray, config: FeatureConfig = FeatureConfig()) -> np.ndarray:
+    """The map of one utterance.
+
+    Parameters
+    ----------
+    audio : ndarray, shape (config.n_samples,)
+        Mono samples at ``config.sample_rate`` (see :func:`load_audio`).
+
+    Returns
+    -------
+    ndarray, shape (rows, columns) = ``config.shape``, float32
+        MFCCs (or log-mel energies in dB) max-pooled along time.
+    """
+    import librosa
+
+    mel = librosa.feature.melspectrogram(
+        y=audio, sr=config.sample_rate, n_fft=config.n_fft, hop_length=config.hop_length,
+        n_mels=config.n_mels, fmin=config.fmin, fmax=config.fmax,
+    )
+    # amin keeps silence finite (-100 dB), never -inf.
+    logmel = librosa.power_to_db(mel, ref=1.0, amin=1e-10)
+    if config.kind == "mfcc":
+        maps = librosa.feature.mfcc(S=logmel, n_mfcc=config.n_mfcc)
+    else:
+        maps = logmel
+    maps = maps[:, : config.n_frames]  # librosa's centred frames give one extra
+    rows, columns = config.shape
+    pooled = maps[:, : columns * config.time_pool].reshape(rows, columns, config.time_pool).max(axis=2)
+    return np.ascontiguousarray(pooled, dtype=np.float32)
+
+
+def _extract_chunk(paths: list[str], config: FeatureConfig) -> list[np.ndarray | str]:
+    """Worker: a map per file, or the error message for a bad file."""
+    out: list[np.ndarray | str] = []
+    for path in paths:
+        try:
+            out.append(feature_map(load_audio(path, config), config))
+        except AudioError as exc:
+            out.append(str(exc))
+        except Exception as exc:  # a decoder crash on one file must not end the whole run
+            out.append(f"{path}: {type(exc).__name__}: {exc}")
+    return out
+
+
+def cache_key(manifest: pd.DataFrame, config: FeatureConfig) -> str:
+    """Hash of the feature config and every file's path, size and mtime: it
+    changes when a file or a parameter changes."""
+    h = hashlib.sha1(json.dumps(config.to_dict(), sort_keys=True).encode())
+    for path in manifest["path"]:
+        st = os.stat(path)
+        h.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def extract(
+    manifest: pd.DataFrame,
+    config: FeatureConfig = FeatureConfig(),
+    cache_dir: str | Path | None = None,
+    n_jobs: int = -1,
+    chunk_size: int = 16,
+    progress: bool = True,
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Feature maps of every file of a manifest, in parallel, cached on disk.
+
+    Parameters
+    ----------
+    manifest : DataFrame with a ``path`` column (see :mod:`emokit.data`)
+    config : FeatureConfig
+    cache_dir : folder for the cache, or None for no cache. One ``.npy`` array
+        and one ``.csv`` manifest per (files, config) key.
+    n_jobs : worker processes (joblib); -1 = all cores, 1 = in this process.
+    chunk_size : files per task (fewer, larger tasks cost less overhead).
+    progress : show a tqdm bar.
+
+    Returns
+    -------
+    features : ndarray, shape (n, 1, rows, columns), float32
+    manifest : DataFrame, the ``n`` rows that were read, in the same order.
+        Files that could not be decoded are left out, with a warning naming
+        each; they are listed in ``manifest.attrs["skipped"]``.
+    """
+    from joblib import Parallel, delayed
+    from tqdm.auto import tqdm
+
+    manifest = manifest.reset_index(drop=True)
+    missing = [p for p in manifest["path"] if not os.path.exists(p)]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} files of the manifest do not exist, e.g. {missing[0]}; check the corpus root")
+    cache_files = None
+    if cache_dir is not None:
+        corpus = str(manifest["corpus"].iloc[0]) if "corpus" in manifest and len(manifest) else "corpus"
+        stem = Path(cache_dir) / f"{corpus}-{config.kind}-{cache_key(manifest, config)}"
+        cache_files = stem.with_suffix(".npy"), stem.with_suffix(".csv"), stem.with_suffix(".skipped.json")
+        if all(f.exists() for f in cache_files):
+            return _load_cache(*cache_files)
+
+    paths = list(manifest["path"].astype(str))
+    chunks = [paths[i : i + chunk_size] for i in range(0, len(paths), chunk_size)]
+    bar = tqdm(total=len(paths), desc=f"{config.kind} maps", unit="file", disable=not progress)
+    results: list[np.ndarray | str] = []
+    if n_jobs == 1:
+        for chunk in chunks:
+            results += _extract_chunk(chunk, config)
+            bar.update(len(chunk))
+    else:
+        jobs = Parallel(n_jobs=n_jobs, return_as="generator")(delayed(_extract_chunk)(c, config) for c in chunks)
+        for chunk_result in jobs:
+            results += chunk_result
+            bar.update(len(chunk_result))
+    bar.close()
+
+    ok = [i for i, r in enumerate(results) if isinstance(r, np.ndarray)]
+    skipped = pd.DataFrame(
+        [{"path": paths[i], "reason": r} for i, r in enumerate(results) if isinstance(r, str)], columns=["path", "reason"]
+    )
+    if len(skipped):
+        warnings.warn(f"skipped {len(skipped)} unreadable files:\n" + "\n".join(skipped["reason"]), stacklevel=2)
+    rows, columns = config.shape
+    features = np.stack([results[i] for i in ok])[:, None] if ok else np.zeros((0, 1, rows, columns), np.float32)
+    kept = manifest.iloc[ok].reset_index(drop=True)
+    kept.attrs["skipped"] = skipped
+    if cache_files is not None:
+        _save_cache(features, kept, skipped, *cache_files)
+    return features, kept
+
+
+def _save_cache(features, manifest, skipped, npy: Path, csv: Path, skipped_json: Path) -> None:
+    from emokit.utils import atomic_write_bytes
+
+    npy.parent.mkdir(parents=True, exist_ok=True)
+    tmp = npy.with_suffix(".tmp.npy")
+    np.save(tmp, features)
+    os.replace(tmp, npy)
+    atomic_write_bytes(csv, manifest.to_csv(index=False).encode())
+    # Written last: its presence marks a complete cache entry.
+    atomic_write_bytes(skipped_json, skipped.to_json(orient="records").encode())
+
+
+def _load_cache(npy: Path, csv: Path, skipped_json: Path) -> tuple[np.ndarray, pd.DataFrame]:
+    features = np.load(npy)
+    manifest = pd.read_csv(csv, dtype={"speaker": str, "session": str}, keep_default_na=False)
+    manifest.attrs["skipped"] = pd.read_json(skipped_json, orient="records") if skipped_json.stat().st_size > 2 else \
+        pd.DataFrame(columns=["path", "reason"])
+    return features, manifest
+
+
+@dataclass
+class Normalizer:
+    """Per-coefficient standardisation, fitted on training speakers only.
+
+    ``mean`` and ``std`` have shape (rows,): one value per MFCC coefficient
+    (or mel band), pooled over utterances and time.
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def fit(cls, features: np.ndarray) -> "Normalizer":
+        """Fit on ``features`` of shape (n, 1, rows, columns)."""
+        if len(features) == 0:
+            raise ValueError("cannot fit a Normalizer on zero utterances")
+        mean = features.mean(axis=(0, 1, 3), dtype=np.float64)
+        std = features.std(axis=(0, 1, 3), dtype=np.float64)
+        return cls(mean.astype(np.float32), np.maximum(std, 1e-6).astype(np.float32))
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        return ((features - self.mean[:, None]) / self.std[:, None]).astype(np.float32)
+
+    def to_dict(self) -> dict:
+        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Normalizer":
+        return cls(np.asarray(data["mean"], np.float32), np.asarray(data["std"], np.float32))

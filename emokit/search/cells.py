@@ -1,0 +1,152 @@
+"""Cells: the repeated units of the supernet (mixed edges) and of the
+retrained network (one op per kept edge).
+
+A cell reads the two previous cells' outputs ``s0 = c_{k-2}``, ``s1 =
+c_{k-1}``; node ``j`` sums its incoming edges from every earlier state. CNN
+cells concatenate their nodes along channels; SeqNN cells average them (so
+the width ``d`` stays fixed along the sequence component).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from emokit.search.genotype import CellGenes
+from emokit.search.ops import CNN_OPS, SEQ_OPS, FactorizedReduce, ReLUConvBN
+
+
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    n, c, h, w = x.shape
+    return x.view(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+
+class MixedOp(nn.Module):
+    """One supernet edge: ``sum_o softmax(alpha)_o * o(x)``.
+
+    ``none`` contributes exactly zero to the sum, so by default it is not run
+    (``skip_none``): same output and the same alpha gradients (its weight
+    still enters the softmax), less work. ``partial > 1`` is PC-DARTS: only
+    ``1/partial`` of the channels go through the ops, the rest bypass them
+    and the channels are shuffled.
+    """
+
+    def __init__(self, ops: tuple[str, ...], build, partial: int = 1, stride: int = 1, skip_none: bool = True):
+        super().__init__()
+        self.op_names = ops
+        self.ops = nn.ModuleList(build(name) for name in ops)
+        self.active = [i for i, name in enumerate(ops) if not (skip_none and name == "none")]
+        self.partial = partial
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        if self.partial == 1:
+            return sum(weights[i] * self.ops[i](x) for i in self.active)
+        c = x.shape[1] // self.partial
+        through, bypass = x[:, :c], x[:, c:]
+        out = sum(weights[i] * self.ops[i](through) for i in self.active)
+        if self.stride == 2:
+            bypass = nn.functional.max_pool2d(bypass, 2, 2, ceil_mode=True)
+        return channel_shuffle(torch.cat([out, bypass], dim=1), self.partial)
+
+
+class CNNCellBase(nn.Module):
+    """Preprocessing shared by search and fixed CNN cells: 1x1 convs bring both
+    inputs to ``c`` channels (a factorised reduce when the previous cell
+    halved the resolution)."""
+
+    def __init__(self, c_pp: int, c_p: int, c: int, reduction_prev: bool, affine: bool):
+        super().__init__()
+        self.pre0 = FactorizedReduce(c_pp, c, affine) if reduction_prev else ReLUConvBN(c_pp, c, 1, 1, 0, affine)
+        self.pre1 = ReLUConvBN(c_p, c, 1, 1, 0, affine)
+
+
+class SearchCNNCell(CNNCellBase):
+    def __init__(self, ops, n_nodes, c_pp, c_p, c, reduction, reduction_prev, partial=1, skip_none=True):
+        super().__init__(c_pp, c_p, c, reduction_prev, affine=False)
+        self.reduction = reduction
+        self.n_nodes = n_nodes
+        self.edges = nn.ModuleList()
+        for j in range(n_nodes):
+            for i in range(2 + j):
+                stride = 2 if reduction and i < 2 else 1
+                self.edges.append(MixedOp(ops, lambda name, s=stride: CNN_OPS.get(name)(c // partial, s, False),
+                                          partial, stride, skip_none))
+
+    def forward(self, s0, s1, weights):
+        states = [self.pre0(s0), self.pre1(s1)]
+        offset = 0
+        for _ in range(self.n_nodes):
+            states.append(sum(self.edges[offset + i](h, weights[offset + i]) for i, h in enumerate(states)))
+            offset += len(states) - 1
+        return torch.cat(states[2:], dim=1)
+
+
+class SearchSeqCell(nn.Module):
+    def __init__(self, ops, n_nodes, d, skip_none=True):
+        super().__init__()
+        self.n_nodes = n_nodes
+        self.edges = nn.ModuleList(
+            MixedOp(ops, lambda name: SEQ_OPS.get(name)(d), skip_none=skip_none)
+            for j in range(n_nodes) for _ in range(2 + j)
+        )
+
+    def forward(self, s0, s1, weights):
+        states = [s0, s1]
+        offset = 0
+        for _ in range(self.n_nodes):
+            states.append(sum(self.edges[offset + i](h, weights[offset + i]) for i, h in enumerate(states)))
+            offset += len(states) - 1
+        return torch.stack(states[2:]).mean(0)
+
+
+def drop_path(x: torch.Tensor, prob: float) -> torch.Tensor:
+    """Zero whole samples of a path with probability ``prob`` (training only)."""
+    if prob <= 0.0:
+        return x
+    keep = torch.bernoulli(torch.full((x.shape[0],) + (1,) * (x.dim() - 1), 1 - prob, device=x.device))
+    return x / (1 - prob) * keep
+
+
+class FixedCNNCell(CNNCellBase):
+    """A CNN cell of a genome: each node sums its kept edges' ops."""
+
+    def __init__(self, genes: CellGenes, c_pp, c_p, c, reduction, reduction_prev):
+        super().__init__(c_pp, c_p, c, reduction_prev, affine=True)
+        self.genes = genes
+        self.ops = nn.ModuleList(
+            CNN_OPS.get(op)(c, 2 if reduction and src < 2 else 1, True) for node in genes for op, src in node
+        )
+
+    def forward(self, s0, s1, drop_prob: float = 0.0):
+        states = [self.pre0(s0), self.pre1(s1)]
+        k = 0
+        for node in self.genes:
+            total = 0
+            for op_name, src in node:
+                out = self.ops[k](states[src])
+                if self.training and op_name != "skip_connect":
+                    out = drop_path(out, drop_prob)
+                total = total + out
+                k += 1
+            states.append(total)
+        return torch.cat(states[2:], dim=1)
+
+
+class FixedSeqCell(nn.Module):
+    """A SeqNN cell of a genome."""
+
+    def __init__(self, genes: CellGenes, d: int):
+        super().__init__()
+        self.genes = genes
+        self.ops = nn.ModuleList(SEQ_OPS.get(op)(d) for node in genes for op, _ in node)
+
+    def forward(self, s0, s1):
+        states = [s0, s1]
+        k = 0
+        for node in self.genes:
+            total = 0
+            for _, src in node:
+                total = total + self.ops[k](states[src])
+                k += 1
+            states.append(total)
+        return torch.stack(states[2:]).mean(0)

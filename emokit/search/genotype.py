@@ -1,0 +1,192 @@
+"""The genome: the discrete architecture a search finds.
+
+A cell has two inputs (``c_{k-2}``, ``c_{k-1}``, indices 0 and 1) and
+``n_nodes`` intermediate nodes (indices 2, 3, ...). Node ``j`` may read from
+any earlier state ``i < j``; in the supernet every such edge is a mixed op,
+in the genome each node keeps two incoming edges, each with one op. The cell's
+output combines all its intermediate nodes (CNN cells: concatenation along
+channels; SeqNN cells: mean).
+
+The genome round-trips through plain JSON, never ``eval``.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+CELL_TYPES = ("normal", "reduce", "seq")
+
+Edge = tuple[str, int]  # (op name, index of the input state)
+CellGenes = tuple[tuple[Edge, ...], ...]  # per intermediate node, its incoming edges
+
+
+def n_edges(n_nodes: int) -> int:
+    """Number of mixed edges in a cell with ``n_nodes`` intermediate nodes."""
+    return sum(2 + j for j in range(n_nodes))
+
+
+def state_name(index: int) -> str:
+    """Readable name of state ``index``: ``c_{k-2}``, ``c_{k-1}``, then node numbers."""
+    return {0: "c_{k-2}", 1: "c_{k-1}"}.get(index, str(index - 2))
+
+
+def edge_list(n_nodes: int) -> list[tuple[int, int]]:
+    """``(node, input)`` of every edge, in the supernet's order (node-major)."""
+    return [(j, i) for j in range(n_nodes) for i in range(2 + j)]
+
+
+def edge_labels(n_nodes: int) -> list[str]:
+    """Labels ``"node 0 <- c_{k-2}"`` ... for the rows of alpha heatmaps."""
+    return [f"node {j} <- {state_name(i)}" for j, i in edge_list(n_nodes)]
+
+
+def op_family(op: str) -> str:
+    """Family of an op name, for colours: pooling, convolution, attention,
+    recurrent, identity or none."""
+    if op == "none":
+        return "none"
+    if op == "skip_connect":
+        return "identity"
+    if "pool" in op:
+        return "pooling"
+    if "_att" in op:
+        return "attention"
+    if op.startswith(("lstm", "rnn", "gru")):
+        return "recurrent"
+    return "convolution"
+
+
+PARAMETER_FREE_FAMILIES = ("pooling", "identity", "none")
+
+
+def derive_cell(weights: np.ndarray, op_names: Sequence[str], n_nodes: int, k: int = 2) -> CellGenes:
+    """DARTS' discretisation of one cell.
+
+    Parameters
+    ----------
+    weights : ndarray, shape (n_edges, n_ops)
+        Softmax of the cell's alphas, rows in :func:`edge_list` order.
+    op_names : sequence of str, length n_ops
+    n_nodes : int
+    k : int
+        Incoming edges kept per node (2 in DARTS).
+
+    Returns
+    -------
+    CellGenes
+        Per node, its ``k`` strongest incoming edges, each ranked and labelled
+        by its strongest op other than ``none``.
+    """
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.shape != (n_edges(n_nodes), len(op_names)):
+        raise ValueError(f"weights shape {weights.shape} does not fit {n_nodes} nodes x {len(op_names)} ops")
+    usable = [c for c, name in enumerate(op_names) if name != "none"]
+    if not usable:
+        raise ValueError("a cell needs at least one op other than 'none'")
+    genes = []
+    start = 0
+    for j in range(n_nodes):
+        rows = weights[start : start + 2 + j]
+        best_op = [max(usable, key=lambda c: row[c]) for row in rows]
+        strength = [row[c] for row, c in zip(rows, best_op)]
+        # Stable ranking: ties go to the earlier input, so derivation is deterministic.
+        chosen = sorted(range(len(rows)), key=lambda i: (-strength[i], i))[: min(k, len(rows))]
+        genes.append(tuple((op_names[best_op[i]], i) for i in sorted(chosen)))
+        start += 2 + j
+    return tuple(genes)
+
+
+def _as_genes(value: Iterable) -> CellGenes:
+    return tuple(tuple((str(op), int(src)) for op, src in node) for node in value)
+
+
+@dataclass(frozen=True)
+class Genome:
+    """A found architecture: the genes of the normal, reduction and SeqNN cells.
+
+    Each field holds, per intermediate node, a tuple of ``(op, input)`` edges.
+    """
+
+    normal: CellGenes
+    reduce: CellGenes
+    seq: CellGenes
+
+    def __post_init__(self) -> None:
+        for cell in CELL_TYPES:
+            genes = _as_genes(getattr(self, cell))
+            for j, node in enumerate(genes):
+                for op, src in node:
+                    if not 0 <= src < 2 + j:
+                        raise ValueError(f"{cell} node {j}: input {src} is not an earlier state (0..{1 + j})")
+            object.__setattr__(self, cell, genes)
+
+    def cell(self, cell_type: str) -> CellGenes:
+        if cell_type not in CELL_TYPES:
+            raise KeyError(f"unknown cell type {cell_type!r}; known: {', '.join(CELL_TYPES)}")
+        return getattr(self, cell_type)
+
+    def n_nodes(self, cell_type: str) -> int:
+        return len(self.cell(cell_type))
+
+    def ops(self, cell_type: str) -> list[str]:
+        return [op for node in self.cell(cell_type) for op, _ in node]
+
+    # --- serialisation -------------------------------------------------
+    def to_dict(self) -> dict:
+        return {cell: [[[op, src] for op, src in node] for node in getattr(self, cell)] for cell in CELL_TYPES}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Genome":
+        missing = [c for c in CELL_TYPES if c not in data]
+        if missing:
+            raise ValueError(f"genome is missing cells {missing}; expected keys {list(CELL_TYPES)}")
+        return cls(**{c: _as_genes(data[c]) for c in CELL_TYPES})
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Genome":
+        return cls.from_dict(json.loads(text))
+
+    def save(self, path: str | Path) -> None:
+        from emokit.utils import atomic_write_bytes
+
+        atomic_write_bytes(path, (self.to_json() + "\n").encode())
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Genome":
+        path = Path(path)
+        if path.is_dir():
+            path = path / "genome.json"
+        if not path.exists():
+            raise FileNotFoundError(f"no genome at {path}; run a search first (notebook 02) or pass a genome.json")
+        return cls.from_json(path.read_text())
+
+    def __str__(self) -> str:
+        lines = []
+        for cell in CELL_TYPES:
+            lines.append(f"{cell} cell:")
+            for j, node in enumerate(self.cell(cell)):
+                edges = ", ".join(f"{op}({state_name(src)})" for op, src in node)
+                lines.append(f"  node {j} = {edges}")
+        return "\n".join(lines)
+
+
+def collapse_report(genome: Genome) -> list[str]:
+    """Warnings for collapsed cells (paper VI-B): a cell whose genes are all
+    ``skip_connect`` or all parameter-free ops. Empty when nothing collapsed."""
+    warnings = []
+    for cell in CELL_TYPES:
+        ops = genome.ops(cell)
+        if not ops:
+            continue
+        if all(op == "skip_connect" for op in ops):
+            warnings.append(f"{cell} cell collapsed: every edge is skip_connect")
+        elif all(op_family(op) in PARAMETER_FREE_FAMILIES for op in ops):
+            warnings.append(f"{cell} cell collapsed: every edge is parameter-free ({', '.join(sorted(set(ops)))})")
+    return warnings

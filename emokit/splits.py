@@ -1,0 +1,261 @@
+"""Speaker-independent cross-validation folds.
+
+Each fold holds out a group of speakers as the test set. The remaining
+(training) speakers' utterances are split, stratified by label, into
+
+- ``val``: model selection (early stopping, best epoch) -- never the test set;
+- ``search``: the architecture search (paper: 70 % of the rest);
+- ``train``: retraining the found architecture (paper: 30 %).
+
+Test groups follow the paper where it says how (one IEMOCAP / MSP-IMPROV
+session per fold) and pair one male with one female speaker for acted corpora
+with balanced genders (EmoDB: 5 folds, EMOVO: 3 folds).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import GroupKFold, StratifiedGroupKFold, train_test_split
+
+from emokit.data import CANONICAL_LABELS
+
+ROLES = ("search", "train", "val", "test")
+SCHEMES = ("auto", "session", "gender_pairs", "groups")
+SESSION_CORPORA = ("iemocap", "msp_improv")
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: pandas Series do not compare to a bool
+class Fold:
+    """One cross-validation fold.
+
+    Parameters
+    ----------
+    index : int
+        Fold number, from 0.
+    test_speakers : tuple of str
+        Speakers held out for testing (keys as in :func:`speaker_keys`).
+    roles : pandas.Series
+        Indexed like the manifest; each row's role, one of :data:`ROLES`.
+    row_speakers : pandas.Series, optional
+        Each row's speaker key, for :meth:`speakers`.
+    """
+
+    index: int
+    test_speakers: tuple[str, ...]
+    roles: pd.Series
+    row_speakers: pd.Series | None = None
+
+    def indices(self, role: str) -> np.ndarray:
+        """Row positions (for ``manifest.iloc``) that have ``role``."""
+        _check_role(role)
+        return np.flatnonzero(self.roles.to_numpy() == role)
+
+    def speakers(self, role: str) -> tuple[str, ...]:
+        """Sorted speakers with at least one row in ``role``."""
+        _check_role(role)
+        if self.row_speakers is None:
+            raise ValueError("this Fold was built without row_speakers; pass them to use speakers()")
+        return tuple(sorted(set(self.row_speakers.to_numpy()[self.indices(role)])))
+
+
+def _check_role(role: str) -> None:
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
+
+
+def speaker_keys(manifest: pd.DataFrame) -> pd.Series:
+    """Speaker id per row, prefixed ``corpus/`` when the manifest mixes corpora.
+
+    Speaker ids are only unique within a corpus (EmoDB ``"03"`` is not
+    RAVDESS ``"03"``), so folds group by these keys.
+    """
+    speakers = manifest["speaker"].astype(str)
+    if manifest["corpus"].nunique() > 1:
+        return manifest["corpus"].astype(str) + "/" + speakers
+    return speakers
+
+
+def make_folds(
+    manifest: pd.DataFrame,
+    n_folds: int | None = None,
+    seed: int = 0,
+    search_fraction: float = 0.7,
+    val_fraction: float = 0.15,
+    scheme: str = "auto",
+) -> list[Fold]:
+    """Speaker-independent folds with search / train / val / test roles.
+
+    Parameters
+    ----------
+    manifest : pandas.DataFrame
+        From :func:`emokit.data.load_corpus`.
+    n_folds : int, optional
+        Number of folds. Only free for ``"groups"`` (default 5, capped at the
+        number of speakers); ``"session"`` and ``"gender_pairs"`` fix it and
+        raise if it differs.
+    seed : int
+        Seeds the speaker grouping and the inner splits (mixed with the fold
+        index, so folds differ from each other).
+    search_fraction : float
+        Share of the non-val training data used for the search (paper 0.7);
+        the rest is ``train``.
+    val_fraction : float
+        Share of the training speakers' data held out as ``val`` first.
+    scheme : {"auto", "session", "gender_pairs", "groups"}
+        How test speakers are grouped. ``"auto"``: ``"session"`` for IEMOCAP
+        and MSP-IMPROV; ``"gender_pairs"`` when every speaker's gender is
+        known and there are as many men as women; else ``"groups"``.
+
+    Returns
+    -------
+    list of Fold
+        Each checked by :func:`check_fold`.
+    """
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown fold scheme {scheme!r}; known schemes: {', '.join(SCHEMES)}")
+    if not 0 <= val_fraction < 1 or not 0 <= search_fraction <= 1:
+        raise ValueError(f"need 0 <= val_fraction < 1 and 0 <= search_fraction <= 1, got {val_fraction}, {search_fraction}")
+    keys = speaker_keys(manifest)
+    if scheme == "auto":
+        scheme = _auto_scheme(manifest, keys)
+
+    if scheme == "session":
+        groups = _session_groups(manifest, keys)
+    elif scheme == "gender_pairs":
+        groups = _gender_pair_groups(manifest, keys)
+    else:
+        groups = _balanced_groups(manifest, keys, n_folds or 5, seed)
+    if scheme != "groups" and n_folds is not None and n_folds != len(groups):
+        raise ValueError(f"scheme {scheme!r} gives {len(groups)} folds, not n_folds={n_folds}; "
+                         "use scheme='groups' for another number of folds")
+
+    folds = []
+    for index, test_speakers in enumerate(groups):
+        roles = _assign_roles(manifest, keys, test_speakers, search_fraction, val_fraction, seed, index)
+        fold = Fold(index, tuple(sorted(test_speakers)), roles, keys)
+        check_fold(fold, manifest)
+        folds.append(fold)
+    return folds
+
+
+def check_fold(fold: Fold, manifest: pd.DataFrame) -> None:
+    """Raise ``ValueError`` if ``fold`` leaks a test speaker or does not fit ``manifest``.
+
+    Checks that roles cover exactly the manifest's rows with known role names,
+    that the test rows are exactly the test speakers' rows, and that no test
+    speaker appears in any other role.
+    """
+    if len(fold.roles) != len(manifest) or not fold.roles.index.equals(manifest.index):
+        raise ValueError(f"fold {fold.index}: roles are not indexed like the manifest ({len(fold.roles)} vs {len(manifest)} rows)")
+    unknown = set(fold.roles.unique()) - set(ROLES)
+    if unknown:
+        raise ValueError(f"fold {fold.index}: unknown role(s) {sorted(unknown)}; roles are {ROLES}")
+    keys = speaker_keys(manifest).to_numpy()
+    is_test = fold.roles.to_numpy() == "test"
+    leaked = sorted(set(fold.test_speakers) & set(keys[~is_test]))
+    if leaked:
+        where = {s: sorted(set(fold.roles.to_numpy()[(keys == s) & ~is_test])) for s in leaked}
+        raise ValueError(f"fold {fold.index}: test speaker(s) leak into other roles: {where}")
+    strangers = sorted(set(keys[is_test]) - set(fold.test_speakers))
+    if strangers:
+        raise ValueError(f"fold {fold.index}: test rows of speaker(s) {strangers} not listed in test_speakers")
+
+
+def fold_table(folds: list[Fold], manifest: pd.DataFrame) -> pd.DataFrame:
+    """One row per fold: test speakers, rows per role and test rows per class."""
+    labels = manifest["label"].to_numpy()
+    present = set(labels)
+    classes = [c for c in CANONICAL_LABELS if c in present] + sorted(present - set(CANONICAL_LABELS))
+    rows = []
+    for fold in folds:
+        row = {"fold": fold.index, "test_speakers": ", ".join(fold.test_speakers)}
+        row.update({f"n_{role}": len(fold.indices(role)) for role in ROLES})
+        test_labels = labels[fold.indices("test")]
+        row.update({f"test_{c}": int((test_labels == c).sum()) for c in classes})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def describe_folds(folds: list[Fold], manifest: pd.DataFrame) -> str:
+    """:func:`fold_table` as printable text."""
+    return fold_table(folds, manifest).to_string(index=False)
+
+
+# --------------------------------------------------------------------------
+# test groups
+
+
+def _auto_scheme(manifest: pd.DataFrame, keys: pd.Series) -> str:
+    corpora = set(manifest["corpus"])
+    if len(corpora) == 1 and corpora <= set(SESSION_CORPORA):
+        return "session"
+    genders = manifest.groupby(keys)["gender"].first()
+    if genders.isin(["male", "female"]).all() and (genders == "male").sum() == (genders == "female").sum():
+        return "gender_pairs"
+    return "groups"
+
+
+def _session_groups(manifest: pd.DataFrame, keys: pd.Series) -> list[list[str]]:
+    """All speakers of one session per fold."""
+    sessions = manifest["session"].astype(str)
+    if (sessions == "").any():
+        raise ValueError("scheme 'session' needs a session for every row; use scheme='groups'")
+    return [sorted(set(keys[sessions == s])) for s in sorted(sessions.unique())]
+
+
+def _gender_pair_groups(manifest: pd.DataFrame, keys: pd.Series) -> list[list[str]]:
+    """Sorted men paired with sorted women: (m1, f1), (m2, f2) ..."""
+    genders = manifest.groupby(keys)["gender"].first()
+    men = sorted(genders.index[genders == "male"])
+    women = sorted(genders.index[genders == "female"])
+    if len(men) != len(women) or len(men) + len(women) != len(genders):
+        raise ValueError(f"scheme 'gender_pairs' needs as many men as women and no unknown gender; "
+                         f"got {len(men)} men, {len(women)} women, {len(genders) - len(men) - len(women)} unknown")
+    return [[man, woman] for man, woman in zip(men, women)]
+
+
+def _balanced_groups(manifest: pd.DataFrame, keys: pd.Series, n_folds: int, seed: int) -> list[list[str]]:
+    """Speaker groups of similar size and class mix (StratifiedGroupKFold)."""
+    n_speakers = keys.nunique()
+    n_folds = min(n_folds, n_speakers)
+    if n_folds < 2:
+        raise ValueError(f"need at least 2 speakers for speaker-independent folds, got {n_speakers}")
+    splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    try:
+        splits = list(splitter.split(manifest, manifest["label"], groups=keys))
+    except ValueError:  # a class too rare to stratify: plain group folds
+        splits = list(GroupKFold(n_splits=n_folds).split(manifest, groups=keys))
+    return [sorted(set(keys.iloc[test])) for _, test in splits]
+
+
+# --------------------------------------------------------------------------
+# roles inside a fold
+
+
+def _assign_roles(manifest, keys, test_speakers, search_fraction, val_fraction, seed, fold_index) -> pd.Series:
+    is_test = keys.isin(test_speakers).to_numpy()
+    roles = np.full(len(manifest), "train", dtype=object)
+    roles[is_test] = "test"
+    labels = manifest["label"].to_numpy()
+    # One reproducible stream per (seed, fold): folds get different splits.
+    random_state = int(np.random.SeedSequence([seed, fold_index]).generate_state(1)[0])
+    rest, val = _split(np.flatnonzero(~is_test), labels, val_fraction, random_state)
+    train, search = _split(rest, labels, search_fraction, random_state + 1)
+    roles[val], roles[search], roles[train] = "val", "search", "train"
+    return pd.Series(roles, index=manifest.index, name="role")
+
+
+def _split(positions: np.ndarray, labels: np.ndarray, fraction: float, random_state: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split positions into (rest, part) with ``fraction`` in part, stratified when possible."""
+    n_part = int(round(fraction * len(positions)))
+    if n_part == 0:
+        return positions, positions[:0]
+    if n_part == len(positions):
+        return positions[:0], positions
+    try:
+        rest, part = train_test_split(positions, test_size=n_part, random_state=random_state, stratify=labels[positions])
+    except ValueError:  # a class with one row, or fewer rows than classes
+        rest, part = train_test_split(positions, test_size=n_part, random_state=random_state)
+    return np.sort(rest), np.sort(part)
