@@ -132,13 +132,23 @@ def feature_map(audio: np.ndarray, config: FeatureConfig = FeatureConfig()) -> n
     -------
     ndarray, shape (rows, columns) = ``config.shape``, float32
         MFCCs (or log-mel energies in dB) max-pooled along time.
+
+    Notes
+    -----
+    The mel filterbank product runs with single-threaded BLAS, as in
+    joblib's worker processes, so a map is bit-identical whether it is made
+    here, by :func:`extract` in this process or in a worker (a multi-threaded
+    product sums in another order). On such small products one thread is
+    also faster.
     """
     import librosa
+    from threadpoolctl import threadpool_limits
 
-    mel = librosa.feature.melspectrogram(
-        y=audio, sr=config.sample_rate, n_fft=config.n_fft, hop_length=config.hop_length,
-        n_mels=config.n_mels, fmin=config.fmin, fmax=config.fmax,
-    )
+    with threadpool_limits(limits=1, user_api="blas"):
+        mel = librosa.feature.melspectrogram(
+            y=audio, sr=config.sample_rate, n_fft=config.n_fft, hop_length=config.hop_length,
+            n_mels=config.n_mels, fmin=config.fmin, fmax=config.fmax,
+        )
     # amin keeps silence finite (-100 dB), never -inf.
     logmel = librosa.power_to_db(mel, ref=1.0, amin=1e-10)
     if config.kind == "mfcc":
@@ -199,11 +209,16 @@ def extract(
     features : ndarray, shape (n, 1, rows, columns), float32
     manifest : DataFrame, the ``n`` rows that were read, in the same order.
         Files that could not be decoded are left out, with a warning naming
-        each; they are listed in ``manifest.attrs["skipped"]``.
+        each; they are listed in ``manifest.attrs["skipped"]`` (records of
+        path and reason; :func:`emokit.data.skipped_files` makes a table),
+        after the records the input manifest already had there (files
+        :func:`emokit.data.load_corpus` left out).
     """
     from joblib import Parallel, delayed
     from tqdm.auto import tqdm
 
+    # Files an earlier step (load_corpus's header check) left out stay listed.
+    earlier = list(manifest.attrs.get("skipped", []))
     manifest = manifest.reset_index(drop=True)
     missing = [p for p in manifest["path"] if not os.path.exists(p)]
     if missing:
@@ -214,7 +229,9 @@ def extract(
         stem = Path(cache_dir) / f"{corpus}-{config.kind}-{cache_key(manifest, config)}"
         cache_files = stem.with_suffix(".npy"), stem.with_suffix(".csv"), stem.with_suffix(".skipped.json")
         if all(f.exists() for f in cache_files):
-            return _load_cache(*cache_files)
+            features, kept = _load_cache(*cache_files)
+            kept.attrs["skipped"] = _merge_skipped(earlier, kept.attrs["skipped"])
+            return features, kept
 
     paths = list(manifest["path"].astype(str))
     chunks = [paths[i : i + chunk_size] for i in range(0, len(paths), chunk_size)]
@@ -240,10 +257,22 @@ def extract(
     rows, columns = config.shape
     features = np.stack([results[i] for i in ok])[:, None] if ok else np.zeros((0, 1, rows, columns), np.float32)
     kept = manifest.iloc[ok].reset_index(drop=True)
-    kept.attrs["skipped"] = skipped
     if cache_files is not None:
         _save_cache(features, kept, skipped, *cache_files)
+    # Records: DataFrames in attrs break pd.concat.
+    kept.attrs["skipped"] = _merge_skipped(earlier, skipped.to_dict("records"))
     return features, kept
+
+
+def _merge_skipped(earlier: list[dict], new: list[dict]) -> list[dict]:
+    """``earlier`` then ``new`` skip records, one per path."""
+    seen: set[str] = set()
+    merged = []
+    for record in [*earlier, *new]:
+        if record["path"] not in seen:
+            seen.add(record["path"])
+            merged.append(dict(record))
+    return merged
 
 
 def _save_cache(features, manifest, skipped, npy: Path, csv: Path, skipped_json: Path) -> None:
@@ -261,8 +290,7 @@ def _save_cache(features, manifest, skipped, npy: Path, csv: Path, skipped_json:
 def _load_cache(npy: Path, csv: Path, skipped_json: Path) -> tuple[np.ndarray, pd.DataFrame]:
     features = np.load(npy)
     manifest = pd.read_csv(csv, dtype={"speaker": str, "session": str}, keep_default_na=False)
-    manifest.attrs["skipped"] = pd.read_json(skipped_json, orient="records") if skipped_json.stat().st_size > 2 else \
-        pd.DataFrame(columns=["path", "reason"])
+    manifest.attrs["skipped"] = json.loads(skipped_json.read_text())
     return features, manifest
 
 

@@ -1,0 +1,96 @@
+"""Glue between corpora, features and folds: what every notebook needs first.
+
+:func:`corpus_features` loads a corpus and its (cached) feature maps;
+:func:`fold_data` cuts them into the roles of one fold, normalised with
+statistics of the fold's training speakers only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from emokit.data import PAPER_CLASSES, load_corpus
+from emokit.features import FeatureConfig, Normalizer, extract
+from emokit.splits import ROLES, Fold, check_fold
+
+
+def corpus_features(
+    corpus: str,
+    data_root: str | Path | None = None,
+    config: FeatureConfig = FeatureConfig(),
+    cache_dir: str | Path | None = "cache",
+    classes: tuple[str, ...] | None = PAPER_CLASSES,
+    n_jobs: int = -1,
+    progress: bool = True,
+    **corpus_options,
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Manifest and feature maps of a corpus.
+
+    Parameters
+    ----------
+    corpus : registry name (``emodb``, ``emovo``, ``iemocap``, ... or ``csv``)
+    data_root : folder holding the corpora (``$EMOKIT_DATA``); the corpus is
+        read from ``data_root / corpus`` (for ``csv``: ``data_root`` is the CSV).
+    config, cache_dir, n_jobs, progress : see :func:`emokit.features.extract`
+
+    Returns
+    -------
+    features : ndarray (n, 1, rows, columns), float32
+    manifest : DataFrame of the n readable files
+    """
+    root = None
+    if data_root is not None:
+        root = Path(data_root) if corpus == "csv" else Path(data_root) / corpus
+    manifest = load_corpus(corpus, root=root, classes=classes, **corpus_options)
+    return extract(manifest, config, cache_dir=cache_dir, n_jobs=n_jobs, progress=progress)
+
+
+@dataclass
+class FoldData:
+    """One fold's arrays, per role (``search``, ``train``, ``val``, ``test``).
+
+    ``x[role]``: (n, 1, rows, columns) float32, normalised with
+    ``normalizer`` (fitted on the training speakers: search + train + val).
+    ``y[role]``: (n,) int64 class indices into ``classes``.
+    """
+
+    fold: Fold
+    classes: tuple[str, ...]
+    normalizer: Normalizer
+    x: dict[str, np.ndarray]
+    y: dict[str, np.ndarray]
+    manifest: pd.DataFrame = field(repr=False)
+
+    def arrays(self, *roles: str) -> tuple[np.ndarray, np.ndarray]:
+        """Features and labels of several roles concatenated."""
+        return np.concatenate([self.x[r] for r in roles]), np.concatenate([self.y[r] for r in roles])
+
+
+def label_indices(labels: pd.Series, classes: tuple[str, ...]) -> np.ndarray:
+    unknown = sorted(set(labels) - set(classes))
+    if unknown:
+        raise ValueError(f"labels {unknown} are not among the classes {list(classes)}; load the corpus with these classes")
+    lookup = {c: i for i, c in enumerate(classes)}
+    return labels.map(lookup).to_numpy(np.int64)
+
+
+def fold_data(features: np.ndarray, manifest: pd.DataFrame, fold: Fold,
+              classes: tuple[str, ...] = PAPER_CLASSES) -> FoldData:
+    """Split features by the roles of ``fold`` and normalise them.
+
+    The normaliser sees only the training speakers' utterances, so nothing of
+    the test speakers leaks into the statistics.
+    """
+    if len(features) != len(manifest):
+        raise ValueError(f"{len(features)} feature maps for {len(manifest)} manifest rows; extract them together")
+    check_fold(fold, manifest)
+    training = np.concatenate([fold.indices(r) for r in ROLES if r != "test"])
+    normalizer = Normalizer.fit(features[training])
+    y_all = label_indices(manifest["label"], tuple(classes))
+    x = {r: normalizer(features[fold.indices(r)]) for r in ROLES}
+    y = {r: y_all[fold.indices(r)] for r in ROLES}
+    annotated = manifest.assign(role=fold.roles.to_numpy())
+    return FoldData(fold, tuple(classes), normalizer, x, y, annotated)

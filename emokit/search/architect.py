@@ -1,0 +1,100 @@
+"""The DARTS architect: updates the alphas on held-out data.
+
+First order: ``grad_alpha L_val(w, alpha)``.
+Second order (DARTS eq. 7-8): ``grad_alpha L_val(w', alpha) - xi *
+(grad_alpha L_train(w+, alpha) - grad_alpha L_train(w-, alpha)) / (2 eps)``
+with ``w' = w - xi * grad_w L_train(w, alpha)`` (one virtual SGD step) and
+``w+- = w +- eps * grad_w' L_val(w', alpha)`` (a finite-difference
+Hessian-vector product).
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+
+def loss_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return nn.functional.cross_entropy(model(x), y)
+
+
+class Architect:
+    """Computes alpha gradients and steps the alpha optimiser.
+
+    Parameters
+    ----------
+    model : Supernet
+    optimizer : torch optimiser over ``model.arch_parameters()``
+    order : "first" or "second"
+    w_momentum, w_weight_decay : of the weight optimiser (for the virtual step)
+    """
+
+    def __init__(self, model, optimizer, order: str = "first", w_momentum: float = 0.9, w_weight_decay: float = 3e-4):
+        if order not in ("first", "second"):
+            raise ValueError(f"unknown DARTS order {order!r}; known: first, second")
+        self.model, self.optimizer, self.order = model, optimizer, order
+        self.w_momentum, self.w_weight_decay = w_momentum, w_weight_decay
+        self._virtual = None  # second order: a copy of the model for w'
+
+    def step(self, x_w, y_w, x_a, y_a, xi: float, w_optimizer=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One alpha update; returns the alpha-half loss and logits (before the update)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        alphas = self.model.arch_parameters()
+        if self.order == "first":
+            logits = self.model(x_a)
+            loss = nn.functional.cross_entropy(logits, y_a)
+            # Only alpha gradients: skips the weight-gradient kernels.
+            grads = torch.autograd.grad(loss, alphas)
+        else:
+            loss, logits, grads = self._unrolled(x_w, y_w, x_a, y_a, xi, w_optimizer)
+        for a, g in zip(alphas, grads):
+            a.grad = g
+        self.optimizer.step()
+        return loss.detach(), logits.detach()
+
+    # --- second order ------------------------------------------------------
+    def _unrolled(self, x_w, y_w, x_a, y_a, xi, w_optimizer):
+        if self._virtual is None:
+            self._virtual = copy.deepcopy(self.model)
+        virtual = self._virtual
+        weights = self.model.weight_parameters()
+        v_weights = virtual.weight_parameters()
+        grads = torch.autograd.grad(loss_fn(self.model, x_w, y_w), weights, allow_unused=True)
+        with torch.no_grad():
+            for w, vw, g in zip(weights, v_weights, grads):
+                g = torch.zeros_like(w) if g is None else g
+                state = w_optimizer.state.get(w, {}) if w_optimizer is not None else {}
+                momentum = state.get("momentum_buffer")
+                m = momentum * self.w_momentum if momentum is not None else 0.0
+                vw.copy_(w - xi * (m + g + self.w_weight_decay * w))
+            for a, va in zip(self.model.arch_parameters(), virtual.arch_parameters()):
+                va.copy_(a)
+            for b, vb in zip(self.model.buffers(), virtual.buffers()):
+                vb.copy_(b)
+        logits = virtual(x_a)
+        loss = nn.functional.cross_entropy(logits, y_a)
+        v_alphas = virtual.arch_parameters()
+        v_grads = torch.autograd.grad(loss, v_alphas + v_weights, allow_unused=True)
+        d_alpha = v_grads[: len(v_alphas)]
+        d_weights = [torch.zeros_like(w) if g is None else g for w, g in zip(v_weights, v_grads[len(v_alphas):])]
+        hessian = self._hessian_vector(d_weights, x_w, y_w)
+        return loss, logits, [da - xi * h for da, h in zip(d_alpha, hessian)]
+
+    def _hessian_vector(self, vector, x, y):
+        """(dalpha L_train(w+) - dalpha L_train(w-)) / (2 eps), eps = 0.01 / ||vector||."""
+        weights = self.model.weight_parameters()
+        eps = 0.01 / torch.cat([v.flatten() for v in vector]).norm().clamp_min(1e-12)
+        alphas = self.model.arch_parameters()
+
+        def shift(scale):
+            with torch.no_grad():
+                for w, v in zip(weights, vector):
+                    w.add_(v, alpha=float(scale * eps))
+
+        shift(1)
+        plus = torch.autograd.grad(loss_fn(self.model, x, y), alphas)
+        shift(-2)
+        minus = torch.autograd.grad(loss_fn(self.model, x, y), alphas)
+        shift(1)
+        return [(p - m) / (2 * eps) for p, m in zip(plus, minus)]

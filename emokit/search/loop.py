@@ -1,0 +1,258 @@
+"""The DARTS search loop: bilevel optimisation of weights and alphas on a
+fold's ``search`` set, with a checkpoint every epoch and resume.
+
+The search set is split (stratified) into a weight half and an alpha half.
+Each step updates the alphas on an alpha-half batch (first or second order,
+see :mod:`emokit.search.architect`), then the weights on a weight-half batch.
+Nothing here sees the test speakers.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.model_selection import train_test_split
+
+from emokit.search.architect import Architect
+from emokit.search.budget import search_step
+from emokit.search.genotype import Genome, collapse_report
+from emokit.search.supernet import SearchSpace, Supernet, count_parameters
+from emokit.utils import atomic_torch_save, atomic_write_bytes, read_json, resolve_device, seed_everything, write_json
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Optimisation settings of a search (defaults: the public DARTS code the
+    paper used; the paper runs 300 epochs).
+
+    ``warmup_epochs``: epochs that train only the weights before the alphas
+    move -- a remedy against collapse to parameter-free ops.
+    ``channels_last``: NHWC memory layout, several times faster convolutions
+    on CPU (not used with PC-DARTS, where oneDNN crashes on it).
+    """
+
+    epochs: int = 300
+    batch_size: int = 64
+    w_lr: float = 0.025
+    w_lr_min: float = 0.001
+    w_momentum: float = 0.9
+    w_weight_decay: float = 3e-4
+    grad_clip: float = 5.0
+    alpha_lr: float = 3e-4
+    alpha_betas: tuple[float, float] = (0.5, 0.999)
+    alpha_weight_decay: float = 1e-3
+    order: str = "first"
+    alpha_fraction: float = 0.5
+    warmup_epochs: int = 0
+    seed: int = 0
+    device: str = "auto"
+    channels_last: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "alpha_betas", tuple(self.alpha_betas))
+        if self.order not in ("first", "second"):
+            raise ValueError(f"unknown DARTS order {self.order!r}; known: first, second")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SearchConfig":
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass
+class SearchResult:
+    genome: Genome
+    log: pd.DataFrame
+    alpha_history: dict[str, np.ndarray]
+    warnings: list[str]
+    run_dir: Path
+
+
+class SearchInterrupted(RuntimeError):
+    """Raised by a callback to stop a search after a checkpoint (tests, notebooks)."""
+
+
+def _split_halves(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    idx = np.arange(len(y))
+    counts = np.bincount(y)
+    stratify = y if counts[counts > 0].min() >= 2 else None
+    w_idx, a_idx = train_test_split(idx, test_size=fraction, random_state=seed, stratify=stratify)
+    return np.sort(w_idx), np.sort(a_idx)
+
+
+def _batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    order = torch.randperm(n, generator=generator)
+    batches = list(order.split(batch_size))
+    if len(batches) > 1 and len(batches[-1]) == 1:  # BatchNorm cannot train on one sample
+        batches[-2] = torch.cat(batches[-2:])
+        batches.pop()
+    return batches
+
+
+def run_search(
+    x: np.ndarray,
+    y: np.ndarray,
+    run_dir: str | Path,
+    space: SearchSpace = SearchSpace(),
+    config: SearchConfig = SearchConfig(),
+    resume: bool = True,
+    callback: Callable[[dict], None] | None = None,
+    progress: bool = True,
+    meta: dict | None = None,
+) -> SearchResult:
+    """Search a genome on ``x`` (the fold's ``search`` set, normalised).
+
+    Parameters
+    ----------
+    x : ndarray, shape (n, 1, rows, columns), float32
+    y : ndarray, shape (n,), int class indices
+    run_dir : folder for checkpoint.pt, log.csv, alpha_history.npz,
+        genome.json, search_space.json, config.json
+    resume : continue from ``run_dir/checkpoint.pt`` when it exists
+    callback : called after every epoch with a dict (epoch, row of the log,
+        snapshot of softmax alphas, genome, collapse warnings)
+    meta : extra facts stored in config.json (corpus, fold, ...)
+    """
+    from tqdm.auto import tqdm
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if len(x) != len(y) or len(x) < 4:
+        raise ValueError(f"a search needs at least 4 labelled maps, got {len(x)} maps and {len(y)} labels")
+    if tuple(x.shape[2:]) != tuple(space.input_shape):
+        raise ValueError(f"maps of shape {tuple(x.shape[2:])} do not fit the search space's input_shape "
+                         f"{tuple(space.input_shape)}")
+    settings = {"search_space": space.to_dict(), "search": config.to_dict(), "meta": meta or {}}
+    checkpoint_path = run_dir / "checkpoint.pt"
+    if resume and (run_dir / "config.json").exists():
+        saved = read_json(run_dir / "config.json")
+        if saved["search_space"] != json.loads(json.dumps(settings["search_space"])) or \
+                saved["search"] != json.loads(json.dumps(settings["search"])):
+            raise ValueError(f"{run_dir} holds a search with other settings; pick a new run folder or resume=False")
+    write_json(settings, run_dir / "config.json")
+    write_json(space.to_dict(), run_dir / "search_space.json")
+
+    seed_everything(config.seed)
+    device = resolve_device(config.device)
+    model = Supernet(space).to(device)
+    memory_format = torch.channels_last if config.channels_last and space.partial_channels == 1 \
+        else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
+    w_opt = torch.optim.SGD(model.weight_parameters(), lr=config.w_lr, momentum=config.w_momentum,
+                            weight_decay=config.w_weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, T_max=config.epochs, eta_min=config.w_lr_min)
+    a_opt = torch.optim.Adam(model.arch_parameters(), lr=config.alpha_lr, betas=config.alpha_betas,
+                             weight_decay=config.alpha_weight_decay)
+    architect = Architect(model, a_opt, config.order, config.w_momentum, config.w_weight_decay)
+
+    w_idx, a_idx = _split_halves(np.asarray(y), config.alpha_fraction, config.seed)
+    tensor_x = torch.as_tensor(x).to(device).contiguous(memory_format=memory_format)
+    tensor_y = torch.as_tensor(np.asarray(y), dtype=torch.long).to(device)
+    x_w, y_w, x_a, y_a = tensor_x[w_idx], tensor_y[w_idx], tensor_x[a_idx], tensor_y[a_idx]
+
+    rows: list[dict] = []
+    history: dict[str, list[np.ndarray]] = {t: [] for t in model.alphas}
+    start_epoch = 0
+    if resume and checkpoint_path.exists():
+        state = torch.load(checkpoint_path, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        w_opt.load_state_dict(state["w_opt"])
+        a_opt.load_state_dict(state["a_opt"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+        rows, history = state["rows"], state["history"]
+        start_epoch = state["epoch"] + 1
+
+    bar = tqdm(range(start_epoch, config.epochs), desc="search", unit="epoch", disable=not progress,
+               initial=start_epoch, total=config.epochs)
+    for epoch in bar:
+        started = time.perf_counter()
+        model.train()
+        lr = scheduler.get_last_lr()[0]
+        generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
+        w_batches = _batches(len(w_idx), config.batch_size, generator)
+        a_batches = _batches(len(a_idx), config.batch_size, generator)
+        sums = dict(w_loss=0.0, w_correct=0, w_n=0, a_loss=0.0, a_correct=0, a_n=0)
+        for step, w_batch in enumerate(w_batches):
+            a_batch = a_batches[step % len(a_batches)]
+            use_architect = architect if epoch >= config.warmup_epochs else None
+            w_loss, w_logits, a_loss, a_logits = search_step(
+                model, w_opt, use_architect, x_w[w_batch], y_w[w_batch], x_a[a_batch], y_a[a_batch],
+                lr, config.grad_clip)
+            sums["w_loss"] += float(w_loss) * len(w_batch)
+            sums["w_correct"] += int((w_logits.argmax(1) == y_w[w_batch]).sum())
+            sums["w_n"] += len(w_batch)
+            if a_loss is not None:
+                sums["a_loss"] += float(a_loss) * len(a_batch)
+                sums["a_correct"] += int((a_logits.argmax(1) == y_a[a_batch]).sum())
+                sums["a_n"] += len(a_batch)
+        scheduler.step()
+
+        snapshot = model.alpha_snapshot()
+        for t, weights in snapshot.items():
+            history[t].append(weights)
+        genome = model.genome()
+        collapse = collapse_report(genome)
+        row = {
+            "epoch": epoch, "lr": lr,
+            "weight_loss": sums["w_loss"] / sums["w_n"], "weight_acc": sums["w_correct"] / sums["w_n"],
+            "alpha_loss": sums["a_loss"] / sums["a_n"] if sums["a_n"] else float("nan"),
+            "alpha_acc": sums["a_correct"] / sums["a_n"] if sums["a_n"] else float("nan"),
+            "seconds": time.perf_counter() - started,
+            "genome": json.dumps(genome.to_dict()), "collapse": "; ".join(collapse),
+        }
+        rows.append(row)
+        atomic_torch_save({"model": model.state_dict(), "w_opt": w_opt.state_dict(), "a_opt": a_opt.state_dict(),
+                           "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(), "epoch": epoch,
+                           "rows": rows, "history": history}, checkpoint_path)
+        _write_outputs(run_dir, rows, history, genome)
+        bar.set_postfix(loss=f"{row['weight_loss']:.3f}", alpha_acc=f"{row['alpha_acc']:.2f}")
+        if callback is not None:
+            callback({"epoch": epoch, "row": row, "snapshot": snapshot, "genome": genome, "collapse": collapse,
+                      "ops": {t: list(space.ops(t)) for t in snapshot}, "epochs": config.epochs})
+    bar.close()
+
+    if not rows:
+        raise RuntimeError(f"search in {run_dir} ran no epoch (epochs={config.epochs})")
+    genome = Genome.from_dict(json.loads(rows[-1]["genome"]))
+    collapse = collapse_report(genome)
+    for message in collapse:
+        warnings.warn(f"{message}. Remedies: fewer SeqNN nodes/cells (paper: at most 3), warmup_epochs > 0, "
+                      f"or a scope without skip_connect", stacklevel=2)
+    summary = {"epochs": len(rows), "parameters": count_parameters(model),
+               "seconds": float(sum(r["seconds"] for r in rows)), "collapse": collapse,
+               "final_alpha_acc": rows[-1]["alpha_acc"]}
+    write_json(summary, run_dir / "summary.json")
+    return SearchResult(genome, pd.DataFrame(rows), {t: np.stack(h) for t, h in history.items()}, collapse, run_dir)
+
+
+def _write_outputs(run_dir: Path, rows: list[dict], history: dict, genome: Genome) -> None:
+    import io
+
+    atomic_write_bytes(run_dir / "log.csv", pd.DataFrame(rows).to_csv(index=False).encode())
+    buffer = io.BytesIO()
+    np.savez(buffer, **{t: np.stack(h) for t, h in history.items()})
+    atomic_write_bytes(run_dir / "alpha_history.npz", buffer.getvalue())
+    genome.save(run_dir / "genome.json")
+
+
+def load_search(run_dir: str | Path) -> SearchResult:
+    """Read a finished (or interrupted) search's outputs from its folder."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "genome.json").exists():
+        raise FileNotFoundError(f"{run_dir} has no genome.json; run a search there first (notebook 02)")
+    log = pd.read_csv(run_dir / "log.csv", keep_default_na=False, na_values=[""])
+    with np.load(run_dir / "alpha_history.npz") as data:
+        history = {k: data[k] for k in data.files}
+    genome = Genome.load(run_dir)
+    return SearchResult(genome, log, history, collapse_report(genome), run_dir)

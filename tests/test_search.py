@@ -1,0 +1,182 @@
+"""Search space, supernet, genome, architect and the search loop."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from emokit.search.budget import estimate_cost, format_cost
+from emokit.search.cells import MixedOp
+from emokit.search.genotype import Genome, collapse_report, derive_cell, edge_labels, n_edges
+from emokit.search.loop import SearchConfig, SearchInterrupted, load_search, run_search
+from emokit.search.ops import CNN_OPS, CNN_SCOPE, SEQ_OPS, SEQ_SCOPES, seq_scope
+from emokit.search.supernet import SearchSpace, Supernet
+
+TINY = SearchSpace(cnn_cells=2, cnn_nodes=2, seq_cells=1, seq_nodes=2, channels=4, seq_hidden=8, freq_bins=2,
+                   input_shape=(16, 16))
+
+
+def tiny_data(n_per_class=6, shape=(16, 16), seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(4), n_per_class)
+    x = rng.normal(size=(len(y), 1, *shape)) + y[:, None, None, None]
+    return x.astype(np.float32), y
+
+
+def test_every_cnn_op_keeps_or_halves_the_map():
+    x = torch.randn(2, 8, 16, 16)
+    for name in CNN_SCOPE:
+        assert CNN_OPS.get(name)(8, 1, True)(x).shape == (2, 8, 16, 16), name
+        assert CNN_OPS.get(name)(8, 2, True)(x).shape == (2, 8, 8, 8), name
+
+
+def test_every_seq_op_keeps_the_sequence_shape():
+    x = torch.randn(3, 5, 8)
+    for name in SEQ_SCOPES["emodarts"]:
+        assert SEQ_OPS.get(name)(8)(x).shape == (3, 5, 8), name
+
+
+def test_unknown_names_list_the_known_ones():
+    with pytest.raises(KeyError, match="sep_conv_3x3"):
+        CNN_OPS.get("sep_conv_9x9")
+    with pytest.raises(KeyError, match="lstm_att"):
+        seq_scope("transformer")
+    with pytest.raises(KeyError, match="lstm_1"):
+        SearchSpace(seq_ops=("lstm_1", "gru_9"))
+
+
+def test_scopes_follow_table_6():
+    assert seq_scope("lstm") == ("lstm_1", "lstm_2", "lstm_3", "lstm_4", "skip_connect", "none")
+    assert seq_scope("rnn_att") == ("rnn_att_1", "rnn_att_2", "skip_connect", "none")
+    assert len(seq_scope("emodarts")) == 14
+    assert SearchSpace(scope="lstm_att").seq_ops == ("lstm_att_1", "lstm_att_2", "skip_connect", "none")
+    assert SearchSpace(seq_ops=["rnn_1", "none"]).seq_ops == ("rnn_1", "none")
+    assert SearchSpace().reduction_cells == (1, 2)
+
+
+def test_skipping_none_changes_neither_output_nor_alpha_gradient():
+    torch.manual_seed(0)
+    fast = MixedOp(CNN_SCOPE, lambda n: CNN_OPS.get(n)(4, 1, False), skip_none=True)
+    plain = MixedOp(CNN_SCOPE, lambda n: CNN_OPS.get(n)(4, 1, False), skip_none=False)
+    plain.load_state_dict(fast.state_dict())
+    x = torch.randn(2, 4, 8, 8)
+    grads = []
+    for op in (fast, plain):
+        alpha = torch.randn(len(CNN_SCOPE), requires_grad=True)
+        alpha.data = torch.arange(len(CNN_SCOPE), dtype=torch.float) / 10
+        out = op(x, torch.softmax(alpha, 0))
+        out.square().sum().backward()
+        grads.append((out.detach(), alpha.grad))
+    torch.testing.assert_close(grads[0][0], grads[1][0])
+    torch.testing.assert_close(grads[0][1], grads[1][1])
+
+
+def test_supernet_outputs_logits_and_never_mixes_utterances():
+    torch.manual_seed(0)
+    net = Supernet(TINY).eval()
+    x = torch.randn(4, 1, 16, 16)
+    out = net(x)
+    assert out.shape == (4, 4)
+    changed = x.clone()
+    changed[2] += 5.0
+    out2 = net(changed)
+    torch.testing.assert_close(out[[0, 1, 3]], out2[[0, 1, 3]])
+    assert not torch.allclose(out[2], out2[2])
+
+
+def test_alphas_start_small_and_seeded():
+    torch.manual_seed(3)
+    a = Supernet(TINY).alpha_snapshot()
+    torch.manual_seed(3)
+    b = Supernet(TINY).alpha_snapshot()
+    assert set(a) == {"normal", "reduce", "seq"}
+    assert a["normal"].shape == (n_edges(2), len(CNN_SCOPE))
+    for t in a:
+        np.testing.assert_array_equal(a[t], b[t])
+        assert np.abs(a[t] - 1 / a[t].shape[1]).max() < 1e-2  # softmax of 1e-3 * randn is near uniform
+
+
+def test_derive_cell_keeps_top_two_edges_ignoring_none():
+    ops = ["sep_conv_3x3", "skip_connect", "none"]
+    w = np.array([
+        [0.2, 0.1, 0.7],   # node 0 <- c_{k-2}: none is strongest but ignored -> sep_conv 0.2
+        [0.1, 0.5, 0.4],   # node 0 <- c_{k-1}: skip 0.5
+        [0.3, 0.3, 0.4],   # node 1 <- c_{k-2}
+        [0.05, 0.05, 0.9],  # node 1 <- c_{k-1}
+        [0.6, 0.2, 0.2],   # node 1 <- node 0
+    ])
+    genes = derive_cell(w, ops, n_nodes=2)
+    assert genes == ((("sep_conv_3x3", 0), ("skip_connect", 1)), (("sep_conv_3x3", 0), ("sep_conv_3x3", 2)))
+    assert edge_labels(2)[4] == "node 1 <- 0"
+
+
+def test_genome_round_trips_through_json_and_reports_collapse():
+    genome = Genome(normal=((("sep_conv_3x3", 0), ("skip_connect", 1)),),
+                    reduce=((("max_pool_3x3", 0), ("dil_conv_3x3", 1)),),
+                    seq=((("skip_connect", 0), ("skip_connect", 1)),))
+    text = genome.to_json()
+    assert Genome.from_json(text) == genome
+    assert json.loads(text)["seq"] == [[["skip_connect", 0], ["skip_connect", 1]]]
+    assert "node 0 = sep_conv_3x3(c_{k-2})" in str(genome)
+    assert collapse_report(genome) == ["seq cell collapsed: every edge is skip_connect"]
+    with pytest.raises(ValueError, match="earlier state"):
+        Genome(normal=((("skip_connect", 5),),), reduce=(), seq=())
+
+
+@pytest.mark.parametrize("order", ["first", "second"])
+def test_tiny_search_moves_the_alphas_and_writes_its_run_folder(tmp_path, order):
+    x, y = tiny_data()
+    config = SearchConfig(epochs=2, batch_size=8, order=order, seed=1)
+    records = []
+    result = run_search(x, y, tmp_path, TINY, config, callback=records.append, progress=False)
+    assert [r["epoch"] for r in records] == [0, 1]
+    torch.manual_seed(config.seed)
+    initial = Supernet(TINY).alpha_snapshot()
+    for t, history in result.alpha_history.items():
+        assert history.shape == (2, *initial[t].shape)
+        assert np.abs(history[-1] - initial[t]).max() > 1e-5, t
+    for name in ("genome.json", "log.csv", "alpha_history.npz", "search_space.json", "config.json",
+                 "checkpoint.pt", "summary.json"):
+        assert (tmp_path / name).exists(), name
+    loaded = load_search(tmp_path)
+    assert loaded.genome == result.genome
+    assert list(loaded.log["epoch"]) == [0, 1]
+
+
+def test_interrupted_search_resumes_to_the_same_alphas_and_genome(tmp_path):
+    x, y = tiny_data()
+    config = SearchConfig(epochs=3, batch_size=8, seed=2, channels_last=False)
+    full = run_search(x, y, tmp_path / "full", TINY, config, progress=False)
+
+    def stop_after_first(record):
+        if record["epoch"] == 0:
+            raise SearchInterrupted("simulated crash")
+
+    with pytest.raises(SearchInterrupted):
+        run_search(x, y, tmp_path / "cut", TINY, config, callback=stop_after_first, progress=False)
+    assert len(load_search(tmp_path / "cut").log) == 1
+    resumed = run_search(x, y, tmp_path / "cut", TINY, config, progress=False)
+    assert resumed.genome == full.genome
+    for t in full.alpha_history:
+        np.testing.assert_allclose(resumed.alpha_history[t], full.alpha_history[t], rtol=0, atol=1e-6)
+
+
+def test_resume_refuses_other_settings(tmp_path):
+    x, y = tiny_data()
+    run_search(x, y, tmp_path, TINY, SearchConfig(epochs=1, batch_size=8), progress=False)
+    with pytest.raises(ValueError, match="other settings"):
+        run_search(x, y, tmp_path, TINY, SearchConfig(epochs=1, batch_size=4), progress=False)
+
+
+def test_search_rejects_maps_of_the_wrong_shape(tmp_path):
+    x, y = tiny_data(shape=(8, 8))
+    with pytest.raises(ValueError, match="input_shape"):
+        run_search(x, y, tmp_path, TINY, SearchConfig(epochs=1), progress=False)
+
+
+def test_cost_estimate_reports_parameters_time_and_projection():
+    cost = estimate_cost(TINY, batch_size=4, device="auto", n_search=40, epochs=3)
+    assert cost["parameters"] > 0 and cost["step_seconds"] > 0
+    assert cost["steps_per_epoch"] == 5
+    assert cost["total_seconds"] == pytest.approx(cost["epoch_seconds"] * 3)
+    assert "M weights" in format_cost(cost)
