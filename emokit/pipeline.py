@@ -94,3 +94,41 @@ def fold_data(features: np.ndarray, manifest: pd.DataFrame, fold: Fold,
     y = {r: y_all[fold.indices(r)] for r in ROLES}
     annotated = manifest.assign(role=fold.roles.to_numpy())
     return FoldData(fold, tuple(classes), normalizer, x, y, annotated)
+
+
+def as_feature_config(value: FeatureConfig | dict | None) -> FeatureConfig:
+    """A FeatureConfig from itself, a dict of its fields (notebook
+    parameters) or None (the paper's defaults)."""
+    if isinstance(value, FeatureConfig):
+        return value
+    return FeatureConfig(**(value or {}))
+
+
+def prepare_fold(corpus: str, fold: int, data_root=None, feature_config=None, feature_dir="cache",
+                 classes: tuple[str, ...] = PAPER_CLASSES, split_seed: int = 0, n_jobs: int = -1,
+                 progress: bool = True) -> FoldData:
+    """Features of a corpus (from the cache of notebook 01 when present) cut
+    into fold ``fold`` of its speaker-independent folds."""
+    from emokit.splits import make_folds
+
+    config = as_feature_config(feature_config)
+    features, manifest = corpus_features(corpus, data_root, config, feature_dir, classes, n_jobs, progress)
+    folds = make_folds(manifest, seed=split_seed)
+    if not 0 <= fold < len(folds):
+        raise ValueError(f"{corpus} has {len(folds)} folds (0..{len(folds) - 1}); fold {fold} does not exist")
+    return fold_data(features, manifest, folds[fold], classes)
+
+
+def search_fold(data: FoldData, run_dir, space=None, config=None, feature_config=None, meta=None, **kwargs):
+    """Run a search on the ``search`` role of a fold (never its test speakers).
+
+    Returns the :class:`~emokit.search.loop.SearchResult`.
+    """
+    from emokit.search.loop import SearchConfig, run_search
+    from emokit.search.supernet import SearchSpace
+
+    space = space or SearchSpace(n_classes=len(data.classes), input_shape=data.x["search"].shape[2:])
+    meta = dict(meta or {}, fold=data.fold.index, test_speakers=list(data.fold.test_speakers),
+                classes=list(data.classes), feature_config=as_feature_config(feature_config).to_dict())
+    return run_search(data.x["search"], data.y["search"], run_dir, space, config or SearchConfig(), meta=meta,
+                      **kwargs)

@@ -673,3 +673,38 @@ def confusion_matrix_figure(
         ax.set_title(f"UA = {ua:.3f}")
     ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     return ax.figure
+
+
+# --------------------------------------------------------------------------
+# a whole search run
+# --------------------------------------------------------------------------
+def save_search_figures(run_folder: str | Path, formats: Sequence[str] = ("svg", "png")) -> dict[str, Path]:
+    """Draw and save every picture of one search run into ``run_folder/figures``.
+
+    Cell graphs of the genome (each cell, and all three side by side with the
+    final alpha weights on the edges), final alpha heatmaps and the evolution
+    of each cell type's alphas.
+
+    Returns
+    -------
+    dict picture name -> path of the saved file (first format for graphs).
+    """
+    run_folder = Path(run_folder)
+    out = run_folder / "figures"
+    genome = Genome.load(run_folder)
+    history, ops = load_alpha_history(run_folder)
+    final = {cell: h[-1] for cell, h in history.items()}
+    saved: dict[str, Path] = {}
+    graphs = {f"cell_{cell}": cell_graph(genome, cell, final.get(cell), ops.get(cell) if cell in final else None)
+              for cell in CELL_TYPES if genome.cell(cell)}
+    graphs["genome"] = genome_figure(genome, final, ops)
+    for name, graph in graphs.items():
+        paths = [save_graph(graph, out / f"{name}.{fmt}") for fmt in formats]
+        saved[name] = paths[0]
+    figures = {"alpha_heatmaps": alpha_heatmaps(final, ops)}
+    figures.update({f"alpha_evolution_{cell}": alpha_evolution(history, ops, cell) for cell in history})
+    for name, fig in figures.items():
+        path = out / f"{name}.png"
+        fig.savefig(path, dpi=90, bbox_inches="tight")
+        saved[name] = path
+    return saved

@@ -1,0 +1,246 @@
+"""Writes notebooks/02-05 from the cell lists below (outputs-free, one
+`parameters` cell each). Edit here, then run: python notebooks/_make.py"""
+import sys
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+HERE = Path(__file__).resolve().parent
+
+
+def notebook(cells):
+    nb = new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    for kind, text, *tags in cells:
+        cell = new_markdown_cell(text.strip()) if kind == "md" else new_code_cell(text.strip())
+        if tags:
+            cell.metadata["tags"] = list(tags)
+        nb.cells.append(cell)
+    return nb
+
+
+NOTEBOOKS = {}
+
+NOTEBOOKS["02_search.ipynb"] = [
+    ("md", r"""
+# 02 · Searching an architecture with DARTS
+
+Instead of designing a network by hand, **DARTS** (differentiable architecture
+search) lets gradient descent choose it. The network is built from *cells*. A
+cell is a small graph: it reads the outputs of the two previous cells,
+$c_{k-2}$ and $c_{k-1}$, computes a few intermediate nodes, and outputs their
+combination. Every edge $(i \to j)$ of the graph may carry one of many
+candidate operations $o \in \mathcal{O}$ (a convolution, a pooling, an LSTM,
+an identity, *none*...).
+
+**Continuous relaxation.** During the search every edge carries *all*
+candidates at once, mixed by a softmax over architecture weights
+$\alpha^{(i,j)}$:
+
+$$\bar o^{(i,j)}(x) = \sum_{o \in \mathcal{O}} \frac{\exp \alpha_o^{(i,j)}}{\sum_{o'} \exp \alpha_{o'}^{(i,j)}}\; o(x), \qquad x^{(j)} = \sum_{i<j} \bar o^{(i,j)}\big(x^{(i)}\big).$$
+
+This big network is the **supernet**. emoDARTS builds it from a CNN component
+(normal and reduction cells over the MFCC map) followed by a sequential
+component (SeqNN cells of LSTM/RNN ops, with or without attention, running
+along the time axis), then a dense classifier. Both are searched **jointly**.
+
+**Bilevel optimisation.** The ordinary weights $w$ and the architecture
+weights $\alpha$ are trained on two different halves of the fold's *search*
+set:
+
+$$\min_\alpha \; \mathcal{L}_{val}\big(w^*(\alpha), \alpha\big) \quad \text{s.t.} \quad w^*(\alpha) = \arg\min_w \mathcal{L}_{train}(w, \alpha).$$
+
+Each step updates $\alpha$ with $\nabla_\alpha \mathcal{L}_{val}$ (first
+order; second order approximates $w^*$ by one virtual SGD step
+$w - \xi \nabla_w \mathcal{L}_{train}$), then $w$ with $\nabla_w
+\mathcal{L}_{train}$.
+
+**Discretisation.** At the end, each node keeps its two strongest incoming
+edges, each with its strongest operation other than *none*:
+$o^{(i,j)*} = \arg\max_{o \neq none} \alpha_o^{(i,j)}$. That discrete
+architecture is the **genome**; notebook 04 retrains it from scratch.
+
+The test speakers of the fold are never used here.
+"""),
+    ("code", """
+# Parameters (papermill overrides these)
+corpus = "emodb"
+data_root = None            # folder holding the corpora; None: $EMOKIT_DATA
+feature_dir = "results/features"   # feature cache of notebook 01
+feature_config = {}         # FeatureConfig fields; {}: the paper's 128 x 128 MFCC maps
+fold = 0
+scope = "emodarts"          # emodarts, lstm, lstm_att, rnn, rnn_att
+epochs = 20
+batch_size = 64
+cnn_cells = 4
+cnn_nodes = 4
+seq_cells = 2
+seq_nodes = 3
+channels = 8
+seq_hidden = 64
+partial_channels = 1        # 4 = PC-DARTS (faster, less memory)
+order = "first"             # first or second order DARTS
+warmup_epochs = 0
+seed = 0
+device = "auto"             # auto: CUDA when available, else CPU
+run_dir = "results/runs/emodb/emodarts/fold0-seed0/search"
+resume = True
+live = True                 # redraw the pictures in the notebook every epoch
+""", "parameters"),
+    ("code", """
+import warnings
+from IPython.display import Markdown, display
+
+from emokit.live import LiveMonitor, alpha_slider
+from emokit.pipeline import prepare_fold, search_fold
+from emokit.search.budget import estimate_cost, format_cost
+from emokit.search.loop import SearchConfig
+from emokit.search.supernet import SearchSpace
+from emokit.viz import alpha_evolution, load_alpha_history
+"""),
+    ("md", """
+## The fold's data
+
+Features come from the cache of notebook 01. The normalisation statistics are
+fitted on the training speakers only; the search uses only the `search` role
+(70 % of the training speakers' utterances).
+"""),
+    ("code", """
+data = prepare_fold(corpus, fold, data_root, feature_config, feature_dir)
+print(f"fold {fold}: test speakers {data.fold.test_speakers}")
+print({role: len(y) for role, y in data.y.items()})
+"""),
+    ("md", """
+## Will it fit?
+
+The supernet holds every candidate op on every edge, so it is far bigger and
+slower than the network it will find. Before searching, one step is measured
+on the chosen device and the search time is projected.
+"""),
+    ("code", """
+space = SearchSpace(scope=scope, cnn_cells=cnn_cells, cnn_nodes=cnn_nodes, seq_cells=seq_cells,
+                    seq_nodes=seq_nodes, channels=channels, seq_hidden=seq_hidden,
+                    partial_channels=partial_channels, n_classes=len(data.classes),
+                    input_shape=data.x["search"].shape[2:])
+config = SearchConfig(epochs=epochs, batch_size=batch_size, order=order, warmup_epochs=warmup_epochs,
+                      seed=seed, device=device)
+cost = estimate_cost(space, min(batch_size, len(data.y["search"]) // 2), device, order,
+                     n_search=len(data.y["search"]), epochs=epochs)
+print(format_cost(cost))
+"""),
+    ("md", """
+## Search
+
+Every epoch the heatmaps show $\\mathrm{softmax}(\\alpha)$ per cell type
+(rows: edges "node k ← input i", columns: candidate ops; the strongest op of
+each edge is outlined), with the losses and accuracies of the weight half and
+the alpha half. A checkpoint is written every epoch: re-running this cell
+after an interruption resumes where it stopped.
+"""),
+    ("code", """
+monitor = LiveMonitor(frames_dir=f"{run_dir}/frames", live=live)
+result = search_fold(data, run_dir, space, config, feature_config,
+                     meta={"corpus": corpus, "scope": scope}, resume=resume, callback=monitor)
+print(result.genome)
+"""),
+    ("md", """
+## Did the search collapse?
+
+With many cells or nodes the SeqNN cells of emoDARTS tended to become all
+`skip_connect` (paper, section VI-B): the identity is easy to learn early and
+then starves the recurrent ops. emokit checks every cell of the genome.
+"""),
+    ("code", """
+if result.warnings:
+    for message in result.warnings:
+        display(Markdown(f"**Collapse:** {message}. Try fewer SeqNN nodes/cells, `warmup_epochs > 0`, "
+                         "or a scope without `skip_connect`."))
+else:
+    display(Markdown("No cell collapsed: every cell keeps at least one op with weights."))
+"""),
+    ("md", "## Scrub the alpha history\n\nMove the slider to replay how the architecture weights evolved."),
+    ("code", """
+history, ops = load_alpha_history(run_dir)
+alpha_slider(history, ops)
+"""),
+    ("code", """
+alpha_evolution(history, ops, cell="seq" if "seq" in history else "normal")
+"""),
+]
+
+NOTEBOOKS["03_genome.ipynb"] = [
+    ("md", r"""
+# 03 · Looking at the genome
+
+A search ends with a **genome**: for every cell type (normal CNN cell,
+reduction CNN cell, SeqNN cell) a small graph in which each intermediate node
+keeps its two strongest incoming edges, each with one operation.
+
+How to read a cell graph:
+
+- `c_{k-2}` and `c_{k-1}` are the cell's inputs, the outputs of the two
+  previous cells; `0, 1, ...` are intermediate nodes; `c_{k}` is the cell's
+  output (CNN cells concatenate their nodes, SeqNN cells average them);
+- each edge is an operation, coloured by family (convolution, pooling,
+  recurrent, attention, identity); the number under the name is the softmax
+  weight that op had on that edge at the end of the search.
+
+The heatmaps show every weight the search learnt, the line plots how they
+moved epoch by epoch, and -- across several folds or seeds -- how often each
+op was chosen: a stable search picks similar ops every time.
+"""),
+    ("code", """
+# Parameters (papermill overrides these)
+run_dirs = ["results/runs/emodb/emodarts/fold0-seed0/search"]
+""", "parameters"),
+    ("code", """
+from pathlib import Path
+from IPython.display import Image, display
+
+from emokit.search.genotype import Genome, collapse_report
+from emokit.viz import (cell_graph, genome_figure, load_alpha_history, op_frequency,
+                        plot_op_frequency, save_search_figures)
+"""),
+    ("md", "## The genome of the first run, as text and as cell graphs"),
+    ("code", """
+first = run_dirs[0]
+genome = Genome.load(first)
+print(genome)
+for message in collapse_report(genome):
+    print("collapse:", message)
+history, ops = load_alpha_history(first)
+final = {cell: h[-1] for cell, h in history.items()}
+genome_figure(genome, final, ops)
+"""),
+    ("code", """
+cell_graph(genome, "seq", final.get("seq"), ops.get("seq")) if genome.seq else cell_graph(genome, "normal")
+"""),
+    ("md", "## Every picture of every run, saved next to the run (`figures/`)"),
+    ("code", """
+for run_dir in run_dirs:
+    saved = save_search_figures(run_dir)
+    print(run_dir, "->", ", ".join(sorted(p.name for p in saved.values())))
+display(Image(filename=str(Path(first) / "figures" / "alpha_heatmaps.png")))
+for cell in history:
+    display(Image(filename=str(Path(first) / "figures" / f"alpha_evolution_{cell}.png")))
+"""),
+    ("md", "## How stable is the search? Op frequency across runs"),
+    ("code", """
+genomes = [Genome.load(d) for d in run_dirs]
+frequency = op_frequency(genomes)
+display(frequency)
+fig = plot_op_frequency(frequency)
+for run_dir in run_dirs:
+    fig.savefig(Path(run_dir) / "figures" / "op_frequency.png", dpi=90, bbox_inches="tight")
+fig
+"""),
+]
+
+
+if __name__ == "__main__":
+    names = sys.argv[1:] or list(NOTEBOOKS)
+    for name in names:
+        nbformat.write(notebook(NOTEBOOKS[name]), HERE / name)
+        print("wrote", HERE / name)
