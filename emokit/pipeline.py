@@ -132,3 +132,36 @@ def search_fold(data: FoldData, run_dir, space=None, config=None, feature_config
                 classes=list(data.classes), feature_config=as_feature_config(feature_config).to_dict())
     return run_search(data.x["search"], data.y["search"], run_dir, space, config or SearchConfig(), meta=meta,
                       **kwargs)
+
+
+GENOME_ARCH_KEYS = ("cnn_cells", "seq_cells", "channels", "stem_multiplier", "seq_hidden", "freq_bins", "dropout",
+                    "drop_path")
+
+
+def retrain_fold(data: FoldData, run_dir, model: str = "genome", search_dir=None, genome_json=None,
+                 train_config=None, architecture: dict | None = None, feature_config=None, meta=None, **kwargs):
+    """Train a genome (from a search folder or a genome.json) or a baseline
+    from scratch on a fold; model selection on ``val``, test scored once.
+
+    ``architecture`` holds the genome net's sizes (:data:`GENOME_ARCH_KEYS`);
+    baselines take the input shape from the data. Returns the metrics dict of
+    :func:`emokit.train.train_model`.
+    """
+    from emokit.search.genotype import Genome
+    from emokit.train import TrainConfig, train_model
+
+    genome = None
+    model_kwargs: dict = {}
+    if model == "genome":
+        source = genome_json or search_dir
+        if source is None:
+            raise ValueError("model 'genome' needs search_dir (a search run folder) or genome_json")
+        genome = Genome.load(source)
+        model_kwargs = {k: v for k, v in (architecture or {}).items() if k in GENOME_ARCH_KEYS and v is not None}
+        if not genome.seq:
+            model_kwargs["seq_cells"] = 0
+    else:
+        model_kwargs = {"input_shape": list(data.x["train"].shape[2:])}
+    extra = dict(meta or {}, search_dir=str(search_dir) if search_dir else None)
+    return train_model(model, data, run_dir, train_config or TrainConfig(), genome=genome, model_kwargs=model_kwargs,
+                       feature_config=as_feature_config(feature_config), extra=extra, **kwargs)

@@ -239,6 +239,154 @@ fig
 ]
 
 
+NOTEBOOKS["04_retrain.ipynb"] = [
+    ("md", r"""
+# 04 · Retraining from scratch and testing on unseen speakers
+
+The supernet's weights were shared by every candidate op, so they are thrown
+away: the genome becomes an ordinary network (**GenomeNet**: CNN cells with
+reductions at 1/3 and 2/3 of the depth, a bridge that turns each time column
+of the CNN output into one step of a sequence, SeqNN cells along time, a mean
+over time and a dense classifier) and is trained from scratch. The paper's
+hand-designed baselines (`cnn`, `cnn_lstm`, `cnn_lstm_att`) go through the
+same loop for a fair comparison.
+
+Training uses the fold's training speakers only: the `train` role (paper) or
+`search` + `train`. The `val` role (held-out utterances of the training
+speakers) picks the best epoch. The **test speakers are scored once**, at the
+end, with those weights, reporting
+
+- **UA** (unweighted accuracy): the mean of the per-class recalls, so every
+  emotion counts the same however rare;
+- **WA** (weighted accuracy): the share of utterances classified correctly.
+"""),
+    ("code", """
+# Parameters (papermill overrides these)
+corpus = "emodb"
+data_root = None
+feature_dir = "results/features"
+feature_config = {}
+fold = 0
+model = "genome"            # genome, or a baseline: cnn, cnn_lstm, cnn_lstm_att
+search_dir = "results/runs/emodb/emodarts/fold0-seed0/search"
+genome_json = None          # or a genome.json instead of a search folder
+epochs = 30
+batch_size = 64
+lr = 0.025
+lr_min = 0.001
+train_roles = ["train"]     # paper: the 30 % "train" split; ["search", "train"]: all non-val data
+class_weights = False
+patience = None             # early stopping on val UA (None: off)
+cnn_cells = 4
+seq_cells = 2
+channels = 16
+seq_hidden = 64
+dropout = 0.3
+drop_path = 0.0
+seed = 0
+device = "auto"
+run_dir = "results/runs/emodb/emodarts/fold0-seed0/retrain"
+resume = True
+live = True
+""", "parameters"),
+    ("code", """
+import json
+from pathlib import Path
+from IPython.display import Image, display
+
+from emokit.live import LiveMonitor
+from emokit.pipeline import prepare_fold, retrain_fold
+from emokit.train import TrainConfig
+"""),
+    ("code", """
+data = prepare_fold(corpus, fold, data_root, feature_config, feature_dir)
+print(f"fold {fold}: test speakers {data.fold.test_speakers}; rows per role", {r: len(y) for r, y in data.y.items()})
+config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, lr_min=lr_min, train_roles=tuple(train_roles),
+                     class_weights=class_weights, patience=patience, seed=seed, device=device)
+architecture = dict(cnn_cells=cnn_cells, seq_cells=seq_cells, channels=channels, seq_hidden=seq_hidden,
+                    dropout=dropout, drop_path=drop_path)
+"""),
+    ("md", "## Training, with live curves (loss and validation UA every epoch)"),
+    ("code", """
+monitor = LiveMonitor(live=live)
+metrics = retrain_fold(data, run_dir, model, search_dir, genome_json, config, architecture, feature_config,
+                       meta={"corpus": corpus, "fold": fold, "seed": seed}, resume=resume, callback=monitor)
+"""),
+    ("md", "## On the test speakers"),
+    ("code", """
+print(f"{model}: UA {metrics['ua']:.2%}  WA {metrics['wa']:.2%}  parameters {metrics['parameters']:,}  "
+      f"(best epoch {metrics['best_epoch']} by validation UA)")
+print("recall per class:", {k: (round(v, 3) if v is not None else None) for k, v in metrics["per_class_recall"].items()})
+display(Image(filename=str(Path(run_dir) / "confusion.png")))
+display(Image(filename=str(Path(run_dir) / "curves.png")))
+"""),
+]
+
+NOTEBOOKS["05_compare.ipynb"] = [
+    ("md", r"""
+# 05 · Comparing the found architectures with the baselines
+
+Every run of an experiment grid (corpus x search scope or baseline x fold x
+seed) left a folder with its metrics. Here they become the paper's tables:
+UA and WA as **mean ± standard deviation over the speaker-independent
+folds** (and seeds), with parameter counts. A large standard deviation means
+the result depends strongly on which speakers were held out -- look at the
+per-fold numbers before trusting a mean.
+"""),
+    ("code", """
+# Parameters (papermill overrides these)
+results_dir = "results"
+baselines = ["cnn", "cnn_lstm", "cnn_lstm_att"]
+scopes = ["emodarts", "lstm", "lstm_att", "rnn", "rnn_att"]
+""", "parameters"),
+    ("code", """
+from pathlib import Path
+from IPython.display import Markdown, display
+
+from emokit.results import (collect, confusion_grid, export_table, per_fold_table, summary_table,
+                            ua_per_fold_figure, ua_std_scatter)
+from emokit.search.genotype import Genome
+from emokit.viz import plot_op_frequency
+
+results = collect(results_dir)
+display(results[["corpus", "name", "fold", "seed", "status", "ua", "wa", "parameters"]])
+failed = results[results["status"] != "done"]
+if len(failed):
+    display(Markdown(f"**{len(failed)} runs not finished** (see their run.json):"))
+    display(failed[["corpus", "name", "fold", "seed", "status", "error"]])
+"""),
+    ("md", "## emoDARTS vs the baselines (the paper's Table 4) and the restricted scopes (Table 7)"),
+    ("code", """
+tables = Path(results_dir) / "tables"
+main = summary_table(results, names=["emodarts"] + baselines)
+display(main.drop(columns=["ua_mean", "ua_std"]))
+export_table(main, tables / "table4_emodarts_vs_baselines")
+scoped = summary_table(results, names=scopes)
+display(scoped.drop(columns=["ua_mean", "ua_std"]))
+export_table(scoped, tables / "table7_scopes")
+print("written:", sorted(p.name for p in tables.iterdir()))
+"""),
+    ("md", "## UA per fold"),
+    ("code", """
+display(per_fold_table(results))
+ua_per_fold_figure(results)
+"""),
+    ("md", "## Mean UA against its spread over folds (the paper's Figure 7; marker area: parameters)"),
+    ("code", """
+ua_std_scatter(summary_table(results))
+"""),
+    ("md", "## Confusion matrices, summed over folds"),
+    ("code", """
+confusion_grid(results)
+"""),
+    ("md", "## Which ops did the searches choose?"),
+    ("code", """
+genomes = [Genome.from_json(g) for g in results["genome"].dropna()]
+plot_op_frequency(genomes) if genomes else Markdown("No search runs in this results folder.")
+"""),
+]
+
+
 if __name__ == "__main__":
     names = sys.argv[1:] or list(NOTEBOOKS)
     for name in names:

@@ -86,3 +86,70 @@ def iemocap_root(tmp_path) -> Path:
         _iemocap_dialog(session_dir, f"Ses0{n}M_impro02", 8)
         _iemocap_dialog(session_dir, f"Ses0{n}F_script01_1", 2)
     return release
+
+
+# ---------------------------------------------------------------------------
+# Synthetic fold data for training (tests/test_train.py, tests/test_predict.py)
+
+TINY_CLASSES = ("anger", "happiness", "sadness", "neutral")
+TINY_TEST_SPEAKERS = ("s4", "s5")
+
+
+def tiny_layout() -> tuple[np.ndarray, list[str], list[str]]:
+    """Labels, speakers and roles of 48 utterances: 6 speakers x 2 takes x 4 classes.
+
+    Speakers s4, s5 are the test speakers (16 rows); of s0..s3, 16 rows are
+    ``train``, 8 ``val`` and 8 ``search``, every class in each role.
+    """
+    labels, speakers, roles = [], [], []
+    take_roles = {"s0": ("train", "search"), "s1": ("train", "search"), "s2": ("train", "val"), "s3": ("val", "train")}
+    for s in range(6):
+        speaker = f"s{s}"
+        for take in range(2):
+            for label in range(4):
+                labels.append(label)
+                speakers.append(speaker)
+                roles.append("test" if speaker in TINY_TEST_SPEAKERS else take_roles[speaker][take])
+    return np.array(labels), speakers, roles
+
+
+def make_fold_data(features: np.ndarray, labels, speakers, roles, paths=None, classes=TINY_CLASSES):
+    """A FoldData from hand-made arrays: features (n, 1, rows, columns), labels as class indices."""
+    import pandas as pd
+
+    from emokit.pipeline import fold_data
+    from emokit.splits import Fold
+
+    n = len(labels)
+    manifest = pd.DataFrame({
+        "path": paths if paths is not None else [f"utt{i:03d}.wav" for i in range(n)],
+        "corpus": "synthetic", "speaker": speakers, "gender": "unknown", "session": "",
+        "label": [classes[k] for k in labels], "raw_label": [classes[k] for k in labels],
+    })
+    test_speakers = tuple(sorted({s for s, r in zip(speakers, roles) if r == "test"}))
+    fold = Fold(index=0, test_speakers=test_speakers, roles=pd.Series(roles, index=manifest.index, name="role"),
+                row_speakers=pd.Series(speakers, index=manifest.index))
+    return fold_data(features, manifest, fold, classes)
+
+
+@pytest.fixture(scope="session")
+def tiny_fold_factory():
+    """``tiny_fold_factory(features, paths=None)`` -> FoldData of 48 maps laid
+    out as in :func:`tiny_layout`; ``tiny_fold_factory.labels`` are their classes."""
+    labels, speakers, roles = tiny_layout()
+
+    def build(features: np.ndarray, paths=None):
+        return make_fold_data(features, labels, speakers, roles, paths)
+
+    build.labels = labels
+    return build
+
+
+@pytest.fixture(scope="session")
+def tiny_fold_data(tiny_fold_factory):
+    """48 random (1, 32, 32) maps, learnable: class k adds 1.5 to rows 8k..8k+7."""
+    labels = tiny_fold_factory.labels
+    features = np.random.default_rng(0).standard_normal((len(labels), 1, 32, 32)).astype(np.float32)
+    for i, k in enumerate(labels):
+        features[i, 0, 8 * k : 8 * k + 8] += 1.5
+    return tiny_fold_factory(features)

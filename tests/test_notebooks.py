@@ -49,3 +49,20 @@ def test_genome_notebook_saves_cell_graphs(search_run):
                  "alpha_evolution_seq.png", "op_frequency.png"):
         assert (figures / name).stat().st_size > 0, name
     assert "<svg" in (figures / "genome.svg").read_text()
+
+
+def test_retrain_notebook_trains_the_genome_and_scores_the_test_speakers(search_run, datasets_root):
+    base, run_dir = search_run
+    retrain_dir = base / "runs" / "retrain"
+    run_notebook("04_retrain.ipynb", base, corpus="emodb", data_root=str(datasets_root),
+                 feature_dir=str(base / "features"), feature_config=TINY_FEATURES, fold=0, model="genome",
+                 search_dir=str(run_dir), epochs=2, batch_size=32, cnn_cells=2, seq_cells=1, channels=4,
+                 seq_hidden=8, run_dir=str(retrain_dir), live=False)
+    import json
+
+    metrics = json.loads((retrain_dir / "metrics.json").read_text())
+    config = json.loads((retrain_dir / "config.json").read_text())
+    assert 0.0 <= metrics["ua"] <= 1.0 and metrics["parameters"] > 0
+    assert sum(map(sum, metrics["confusion"])) == metrics["n"] > 0
+    assert Genome.from_dict(config["genome"]) == Genome.load(run_dir)
+    assert config["fold"]["test_speakers"] == ["03", "08"]

@@ -1,0 +1,216 @@
+"""Experiment grids: corpora x scopes x folds x seeds (and baselines), each
+run executing the notebook sequence with papermill.
+
+    results/
+      features/                      feature cache (notebook 01)
+      runs/<corpus>/01_features.ipynb
+      runs/<corpus>/<scope>/fold<k>-seed<s>/         a DARTS run
+          run.json  02_search.ipynb  03_genome.ipynb  04_retrain.ipynb
+          search/  retrain/
+      runs/<corpus>/<baseline>/fold<k>-seed<s>/      a baseline run
+          run.json  04_retrain.ipynb  retrain/
+      05_compare.ipynb  05_compare.html  tables/
+
+Finished runs are skipped, an interrupted run resumes from its checkpoints,
+and a failed run is recorded in its run.json while the grid goes on.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from emokit.utils import read_json, write_json
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+PRESETS: dict[str, dict] = {
+    # The paper's settings (section IV): 300 + 300 epochs, batch 64, 4 + 2 cells,
+    # retraining on the 30 % "train" split of the training speakers.
+    "paper": {
+        "scopes": ["emodarts"], "baselines": ["cnn", "cnn_lstm", "cnn_lstm_att"], "folds": None, "seeds": [0],
+        "features": {},
+        "search": {"epochs": 300, "batch_size": 64, "cnn_cells": 4, "cnn_nodes": 4, "seq_cells": 2,
+                   "seq_nodes": 3, "channels": 8, "seq_hidden": 64},
+        "retrain": {"epochs": 300, "batch_size": 64, "cnn_cells": 4, "seq_cells": 2, "channels": 16,
+                    "seq_hidden": 64, "train_roles": ["train"]},
+    },
+    # Small enough for `make demo` on a 2-core CPU: a narrow, shallow supernet,
+    # a few epochs, retraining on all training-speaker data except validation.
+    "quick": {
+        "scopes": ["emodarts"], "baselines": ["cnn", "cnn_lstm", "cnn_lstm_att"], "folds": None, "seeds": [0],
+        "features": {},
+        "search": {"epochs": 6, "batch_size": 32, "cnn_cells": 3, "cnn_nodes": 2, "seq_cells": 1, "seq_nodes": 2,
+                   "channels": 4, "seq_hidden": 32},
+        "retrain": {"epochs": 15, "batch_size": 32, "cnn_cells": 3, "seq_cells": 1, "channels": 8,
+                    "seq_hidden": 32, "train_roles": ["search", "train"]},
+    },
+}
+
+
+@dataclass
+class Grid:
+    """What to run. ``folds=None`` means every fold of each corpus."""
+
+    corpora: list[str] = field(default_factory=lambda: ["emodb"])
+    scopes: list[str] = field(default_factory=lambda: ["emodarts"])
+    baselines: list[str] = field(default_factory=list)
+    folds: list[int] | None = None
+    seeds: list[int] = field(default_factory=lambda: [0])
+    features: dict = field(default_factory=dict)
+    search: dict = field(default_factory=dict)
+    retrain: dict = field(default_factory=dict)
+    data_root: str | None = None
+    results_dir: str = "results"
+    device: str = "auto"
+
+
+def make_grid(preset: str = "quick", config_file: str | Path | None = None, **overrides) -> Grid:
+    """A grid from a preset, updated by a YAML file and then by keyword
+    overrides (None values are ignored). Dict fields (features, search,
+    retrain) are merged key by key."""
+    if preset not in PRESETS:
+        raise KeyError(f"unknown preset {preset!r}; known presets: {', '.join(PRESETS)}")
+    settings = copy.deepcopy(PRESETS[preset])
+    updates = []
+    if config_file is not None:
+        import yaml
+
+        updates.append(yaml.safe_load(Path(config_file).read_text()) or {})
+    updates.append({k: v for k, v in overrides.items() if v is not None})
+    for update in updates:
+        unknown = set(update) - set(Grid.__dataclass_fields__)
+        if unknown:
+            raise KeyError(f"unknown grid settings {sorted(unknown)}; known: {', '.join(Grid.__dataclass_fields__)}")
+        for key, value in update.items():
+            if isinstance(value, dict) and isinstance(settings.get(key), dict):
+                settings[key].update(value)
+            else:
+                settings[key] = value
+    return Grid(**settings)
+
+
+@dataclass
+class Run:
+    corpus: str
+    kind: str  # "darts" or "baseline"
+    name: str  # search scope or baseline model
+    fold: int
+    seed: int
+    folder: Path
+
+    @property
+    def status(self) -> str:
+        path = self.folder / "run.json"
+        return read_json(path).get("status", "new") if path.exists() else "new"
+
+
+def n_folds(corpus: str, data_root: str | None) -> int:
+    from emokit.data import load_corpus
+    from emokit.splits import make_folds
+
+    root = Path(data_root) / corpus if data_root else None
+    return len(make_folds(load_corpus(corpus, root, check_audio=False)))
+
+
+def plan(grid: Grid) -> list[Run]:
+    """Every run of the grid, DARTS runs first."""
+    runs = []
+    base = Path(grid.results_dir) / "runs"
+    for corpus in grid.corpora:
+        folds = grid.folds if grid.folds is not None else list(range(n_folds(corpus, grid.data_root)))
+        for kind, names in (("darts", grid.scopes), ("baseline", grid.baselines)):
+            for name in names:
+                for fold in folds:
+                    for seed in grid.seeds:
+                        runs.append(Run(corpus, kind, name, fold, seed, base / corpus / name / f"fold{fold}-seed{seed}"))
+    return runs
+
+
+def _execute(notebook: str, output: Path, parameters: dict) -> None:
+    import papermill
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    papermill.execute_notebook(str(NOTEBOOKS / notebook), str(output), parameters=parameters,
+                               kernel_name="python3", cwd=str(output.parent), progress_bar=False)
+
+
+def _common(grid: Grid, corpus: str) -> dict:
+    return {"corpus": corpus, "data_root": grid.data_root,
+            "feature_dir": str(Path(grid.results_dir, "features").resolve()), "feature_config": grid.features}
+
+
+def run_one(grid: Grid, run: Run) -> str:
+    """Execute one run's notebooks; returns its final status."""
+    folder = run.folder.resolve()
+    info = {"corpus": run.corpus, "kind": run.kind, "name": run.name, "fold": run.fold, "seed": run.seed,
+            "status": "running", "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    write_json(info, folder / "run.json")
+    common = dict(_common(grid, run.corpus), fold=run.fold, seed=run.seed, device=grid.device, live=False)
+    started = time.perf_counter()
+    try:
+        if run.kind == "darts":
+            search_dir = folder / "search"
+            _execute("02_search.ipynb", folder / "02_search.ipynb",
+                     dict(common, scope=run.name, run_dir=str(search_dir), **grid.search))
+            _execute("03_genome.ipynb", folder / "03_genome.ipynb", {"run_dirs": [str(search_dir)]})
+            model = {"model": "genome", "search_dir": str(search_dir)}
+        else:
+            model = {"model": run.name}
+        _execute("04_retrain.ipynb", folder / "04_retrain.ipynb",
+                 dict(common, run_dir=str(folder / "retrain"), **model, **grid.retrain))
+        info.update(status="done", error=None)
+    except KeyboardInterrupt:
+        info.update(status="interrupted")
+        write_json(info, folder / "run.json")
+        raise
+    except Exception as exc:  # one failed run must not stop the grid
+        info.update(status="failed", error=f"{type(exc).__name__}: {exc}"[-2000:],
+                    traceback=traceback.format_exc()[-4000:])
+    info.update(seconds=time.perf_counter() - started, finished=time.strftime("%Y-%m-%d %H:%M:%S"))
+    write_json(info, folder / "run.json")
+    return info["status"]
+
+
+def run_grid(grid: Grid, progress: bool = True) -> pd.DataFrame:
+    """Run the whole grid (features first, then every run), skipping finished
+    runs; returns :func:`emokit.results.collect` of the results folder."""
+    from tqdm.auto import tqdm
+
+    from emokit.results import collect
+
+    results = Path(grid.results_dir)
+    results.mkdir(parents=True, exist_ok=True)
+    write_json(asdict(grid), results / "grid.json")
+    for corpus in grid.corpora:
+        _execute("01_features.ipynb", results / "runs" / corpus / "01_features.ipynb",
+                 {"corpus": corpus, "data_root": grid.data_root, "output_dir": str((results / "features").resolve()),
+                  **grid.features})
+    runs = plan(grid)
+    bar = tqdm(runs, desc="runs", unit="run", disable=not progress)
+    for run in bar:
+        bar.set_postfix_str(f"{run.corpus} {run.name} fold {run.fold} seed {run.seed}")
+        if run.status == "done":
+            continue
+        status = run_one(grid, run)
+        if status == "failed":
+            bar.write(f"FAILED {run.folder}: {read_json(run.folder / 'run.json')['error']}")
+    return collect(results)
+
+
+def compare(results_dir: str | Path, html: bool = True) -> Path:
+    """Execute notebook 05 on a results folder (and save an HTML copy)."""
+    results_dir = Path(results_dir).resolve()
+    output = results_dir / "05_compare.ipynb"
+    _execute("05_compare.ipynb", output, {"results_dir": str(results_dir)})
+    if html:
+        from nbconvert import HTMLExporter
+
+        body, _ = HTMLExporter().from_filename(str(output))
+        output.with_suffix(".html").write_text(body)
+    return output

@@ -1,0 +1,69 @@
+"""Emotion predictions for new audio files with a trained run folder.
+
+The run's own feature settings and normaliser (from its ``config.json``) turn
+each file into the map the network was trained on.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from emokit.features import FeatureConfig, Normalizer, feature_map, load_audio
+from emokit.train import load_trained, predict_logits
+
+__all__ = ["predict"]
+
+
+def predict(run_dir: str | Path, wav_paths: str | Path | Iterable[str | Path], device="cpu",
+            batch_size: int = 64) -> pd.DataFrame:
+    """Classify audio files with the best weights of a finished training run.
+
+    Parameters
+    ----------
+    run_dir : folder written by :func:`emokit.train.train_model` with a ``feature_config``
+    wav_paths : one path or several
+    device : "cpu", "cuda" or "auto"
+    batch_size : maps per forward pass
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per file, in the given order: ``path``, ``label`` (predicted
+        class), ``p_<class>`` (softmax probability, one column per class) and
+        ``error`` (None, or why the file could not be scored; then ``label``
+        is None and the probabilities NaN).
+    """
+    import torch
+
+    model, config = load_trained(run_dir, device)
+    if not config.get("feature_config"):
+        raise ValueError(f"{run_dir} was trained without a feature_config; pass feature_config to train_model "
+                         "so that new audio can be turned into the same maps")
+    features = FeatureConfig.from_dict(config["feature_config"])
+    normalizer = Normalizer.from_dict(config["normalizer"])
+    classes = list(config["classes"])
+    paths = [wav_paths] if isinstance(wav_paths, (str, Path)) else list(wav_paths)
+
+    maps, errors = {}, {}
+    for i, path in enumerate(paths):
+        try:
+            maps[i] = feature_map(load_audio(path, features), features)
+        except Exception as exc:  # one bad file must not stop the others; AudioError already names the file
+            message = str(exc)
+            errors[i] = message if str(path) in message else f"{path}: {type(exc).__name__}: {message}"
+
+    probabilities = np.full((len(paths), len(classes)), np.nan)
+    if maps:
+        batch = normalizer(np.stack(list(maps.values()))[:, None])  # (n_ok, 1, rows, columns)
+        logits = predict_logits(model, batch, device, batch_size)
+        probabilities[list(maps)] = torch.softmax(logits, dim=1).numpy()
+    table = pd.DataFrame({"path": [str(p) for p in paths]})
+    table["label"] = pd.Series([classes[int(np.argmax(p))] if i in maps else None for i, p in enumerate(probabilities)],
+                               dtype=object)
+    for k, name in enumerate(classes):
+        table[f"p_{name}"] = probabilities[:, k]
+    table["error"] = pd.Series([errors.get(i) for i in range(len(paths))], dtype=object)
+    return table

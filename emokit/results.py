@@ -1,0 +1,157 @@
+"""Collect run folders into one table and summarise them the paper's way.
+
+A run folder (written by :mod:`emokit.experiments`) holds ``run.json``
+(corpus, name, kind, fold, seed, status) and, once retrained,
+``retrain/metrics.json`` and ``retrain/config.json``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+COLUMNS = ["corpus", "name", "kind", "fold", "seed", "status", "ua", "wa", "parameters", "genome",
+           "search_seconds", "train_seconds", "run_dir", "error"]
+
+
+def collect(results_dir: str | Path) -> pd.DataFrame:
+    """One row per run folder under ``results_dir`` (any depth).
+
+    Columns: corpus, name (search scope or baseline), kind (darts or
+    baseline), fold, seed, status, ua, wa (fractions), parameters, genome
+    (JSON text), search_seconds, train_seconds, run_dir, error.
+    """
+    rows = []
+    for run_file in sorted(Path(results_dir).rglob("run.json")):
+        run = json.loads(run_file.read_text())
+        folder = run_file.parent
+        row = {key: run.get(key) for key in ("corpus", "name", "kind", "fold", "seed", "status", "error")}
+        row["run_dir"] = str(folder)
+        metrics_file = folder / "retrain" / "metrics.json"
+        if metrics_file.exists():
+            metrics = json.loads(metrics_file.read_text())
+            row.update(ua=metrics.get("ua"), wa=metrics.get("wa"), parameters=metrics.get("parameters"),
+                       train_seconds=metrics.get("train_seconds"), confusion=metrics.get("confusion"),
+                       classes=json.loads((folder / "retrain" / "config.json").read_text()).get("classes"))
+        genome_file = folder / "search" / "genome.json"
+        if genome_file.exists():
+            row["genome"] = json.dumps(json.loads(genome_file.read_text()))
+        summary_file = folder / "search" / "summary.json"
+        if summary_file.exists():
+            row["search_seconds"] = json.loads(summary_file.read_text()).get("seconds")
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    for column in COLUMNS:
+        if column not in frame:
+            frame[column] = np.nan
+    return frame
+
+
+def _mean_std(values: pd.Series, scale: float = 100.0) -> str:
+    values = values.dropna().astype(float) * scale
+    if values.empty:
+        return "-"
+    std = values.std(ddof=0) if len(values) > 1 else 0.0
+    return f"{values.mean():.2f} ± {std:.2f}"
+
+
+def summary_table(results: pd.DataFrame, names: list[str] | None = None) -> pd.DataFrame:
+    """The paper's Tables 4 and 7: per corpus and model (scope or baseline),
+    UA and WA in % as mean ± std over folds and seeds, mean parameters, and
+    the number of finished runs.
+
+    ``names`` picks and orders the models (e.g. the restricted scopes for
+    Table 7).
+    """
+    done = results[results["status"] == "done"]
+    if names is not None:
+        done = done[done["name"].isin(names)]
+    rows = []
+    for (corpus, name), group in done.groupby(["corpus", "name"], sort=False):
+        rows.append({"corpus": corpus, "model": name, "UA %": _mean_std(group["ua"]), "WA %": _mean_std(group["wa"]),
+                     "parameters": int(group["parameters"].mean()) if group["parameters"].notna().any() else None,
+                     "runs": len(group), "ua_mean": group["ua"].mean() * 100, "ua_std": group["ua"].std(ddof=0) * 100})
+    table = pd.DataFrame(rows, columns=["corpus", "model", "UA %", "WA %", "parameters", "runs", "ua_mean", "ua_std"])
+    if names is not None:
+        table["order"] = table["model"].map({n: i for i, n in enumerate(names)})
+        table = table.sort_values(["corpus", "order"]).drop(columns="order")
+    return table.reset_index(drop=True)
+
+
+def per_fold_table(results: pd.DataFrame) -> pd.DataFrame:
+    """UA in % per fold (columns) for each corpus and model (rows)."""
+    done = results[results["status"] == "done"]
+    return (done.pivot_table(index=["corpus", "name"], columns="fold", values="ua", aggfunc="mean") * 100).round(2)
+
+
+def export_table(table: pd.DataFrame, path_stem: str | Path) -> dict[str, Path]:
+    """Write ``table`` as CSV, Markdown and LaTeX next to each other."""
+    stem = Path(path_stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    shown = table.drop(columns=[c for c in ("ua_mean", "ua_std") if c in table])
+    paths = {"csv": stem.with_suffix(".csv"), "md": stem.with_suffix(".md"), "tex": stem.with_suffix(".tex")}
+    shown.to_csv(paths["csv"], index=False)
+    paths["md"].write_text(shown.to_markdown(index=False) + "\n")
+    paths["tex"].write_text(shown.to_latex(index=False))
+    return paths
+
+
+def ua_std_scatter(table: pd.DataFrame) -> Figure:
+    """The paper's Figure 7: mean UA vs its std over folds, marker area by
+    parameter count, one panel per corpus."""
+    corpora = list(dict.fromkeys(table["corpus"]))
+    fig = Figure(figsize=(5 * max(1, len(corpora)), 4), layout="constrained")
+    axes = fig.subplots(1, max(1, len(corpora)), squeeze=False)[0]
+    largest = max(float(table["parameters"].max() or 1), 1.0)
+    for ax, corpus in zip(axes, corpora):
+        part = table[table["corpus"] == corpus]
+        sizes = 40 + 800 * part["parameters"].fillna(0).astype(float) / largest
+        ax.scatter(part["ua_std"], part["ua_mean"], s=sizes, alpha=0.6)
+        for _, row in part.iterrows():
+            ax.annotate(row["model"], (row["ua_std"], row["ua_mean"]), fontsize=8, ha="center", va="bottom")
+        ax.set(title=corpus, xlabel="std of UA over folds (%)", ylabel="mean UA (%)")
+        ax.grid(alpha=0.3)
+    return fig
+
+
+def ua_per_fold_figure(results: pd.DataFrame) -> Figure:
+    """UA of every fold for each model, one panel per corpus."""
+    done = results[results["status"] == "done"]
+    corpora = list(dict.fromkeys(done["corpus"]))
+    fig = Figure(figsize=(5 * max(1, len(corpora)), 3.5), layout="constrained")
+    axes = fig.subplots(1, max(1, len(corpora)), squeeze=False)[0]
+    for ax, corpus in zip(axes, corpora):
+        part = done[done["corpus"] == corpus]
+        for name, group in part.groupby("name", sort=False):
+            means = group.groupby("fold")["ua"].mean() * 100
+            ax.plot(means.index, means.values, marker="o", label=name)
+        ax.set(title=corpus, xlabel="fold", ylabel="UA (%)")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    return fig
+
+
+def summed_confusions(results: pd.DataFrame) -> dict[tuple[str, str], tuple[np.ndarray, list[str]]]:
+    """Confusion matrices summed over folds and seeds, per (corpus, model)."""
+    out = {}
+    done = results[(results["status"] == "done") & results["confusion"].notna()] if "confusion" in results else []
+    for (corpus, name), group in (done.groupby(["corpus", "name"], sort=False) if len(done) else []):
+        total = sum(np.asarray(c) for c in group["confusion"])
+        out[(corpus, name)] = (total, list(group["classes"].iloc[0]))
+    return out
+
+
+def confusion_grid(results: pd.DataFrame) -> Figure:
+    """The summed confusion matrices of every model side by side."""
+    from emokit.viz import confusion_matrix_figure
+
+    matrices = summed_confusions(results)
+    fig = Figure(figsize=(3.6 * max(1, len(matrices)), 3.4), layout="constrained")
+    axes = fig.subplots(1, max(1, len(matrices)), squeeze=False)[0]
+    for ax, ((corpus, name), (matrix, classes)) in zip(axes, matrices.items()):
+        confusion_matrix_figure(matrix, classes, ax=ax)
+        ax.set_title(f"{corpus}: {name}", fontsize=9)
+    return fig

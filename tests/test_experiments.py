@@ -1,0 +1,96 @@
+"""The experiment grid through papermill, and the results tables."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from emokit.experiments import PRESETS, make_grid, plan, run_grid, compare
+from emokit.results import collect, export_table, per_fold_table, summary_table
+
+TINY = dict(
+    features={"duration": 2.0, "n_mfcc": 32, "n_mels": 32},
+    search={"epochs": 1, "batch_size": 32, "cnn_cells": 2, "cnn_nodes": 2, "seq_cells": 1, "seq_nodes": 2,
+            "channels": 4, "seq_hidden": 8},
+    retrain={"epochs": 1, "batch_size": 32, "cnn_cells": 2, "seq_cells": 1, "channels": 4, "seq_hidden": 8,
+             "train_roles": ["search", "train"]},
+)
+
+
+def test_presets_and_overrides():
+    grid = make_grid("paper")
+    assert grid.search["epochs"] == 300 and grid.retrain["epochs"] == 300 and grid.search["batch_size"] == 64
+    assert (grid.search["cnn_cells"], grid.search["seq_cells"]) == (4, 2)
+    quick = make_grid("quick", search={"epochs": 2}, folds=[0])
+    assert quick.search["epochs"] == 2 and quick.search["channels"] == PRESETS["quick"]["search"]["channels"]
+    with pytest.raises(KeyError, match="quick"):
+        make_grid("huge")
+    with pytest.raises(KeyError, match="unknown grid settings"):
+        make_grid("quick", epochz=3)
+
+
+def test_grid_from_yaml(tmp_path):
+    config = tmp_path / "grid.yaml"
+    config.write_text("corpora: [emovo]\nscopes: [lstm, rnn]\nsearch:\n  epochs: 3\n")
+    grid = make_grid("quick", config_file=config, seeds=[1, 2])
+    assert grid.corpora == ["emovo"] and grid.scopes == ["lstm", "rnn"] and grid.search["epochs"] == 3
+    assert grid.seeds == [1, 2]
+
+
+def test_plan_covers_every_fold_of_emodb(datasets_root, tmp_path):
+    grid = make_grid("quick", data_root=str(datasets_root), results_dir=str(tmp_path), baselines=["cnn"])
+    runs = plan(grid)
+    assert len(runs) == 5 + 5
+    assert {r.fold for r in runs} == set(range(5))
+
+
+@pytest.mark.slow
+def test_tiny_grid_runs_resumes_and_makes_tables(datasets_root, tmp_path):
+    grid = make_grid("quick", data_root=str(datasets_root), results_dir=str(tmp_path), folds=[0, 1],
+                     scopes=["emodarts", "lstm"], baselines=["cnn"], **TINY)
+    results = run_grid(grid, progress=False)
+    assert len(results) == 6
+    assert (results["status"] == "done").all(), results[["name", "fold", "error"]]
+    for folder in results["run_dir"]:
+        names = {p.name for p in __import__("pathlib").Path(folder).iterdir()}
+        assert "04_retrain.ipynb" in names
+    darts = results[results["kind"] == "darts"]
+    assert darts["genome"].notna().all()
+
+    # a second call skips finished runs: nothing is re-executed
+    stamps = {f: (tmp_path / f / "run.json").stat().st_mtime_ns for f in results["run_dir"]}
+    run_grid(grid, progress=False)
+    assert stamps == {f: (tmp_path / f / "run.json").stat().st_mtime_ns for f in results["run_dir"]}
+
+    table = summary_table(results, names=["emodarts", "lstm", "cnn"])
+    assert list(table["model"]) == ["emodarts", "lstm", "cnn"]
+    assert (table["runs"] == 2).all()
+    ua = results[results["name"] == "cnn"]["ua"] * 100
+    assert table.loc[2, "UA %"] == f"{ua.mean():.2f} ± {ua.std(ddof=0):.2f}"
+    assert per_fold_table(results).shape == (3, 2)
+    paths = export_table(table, tmp_path / "tables" / "t4")
+    assert "emodarts" in paths["md"].read_text() and "\\begin{tabular}" in paths["tex"].read_text()
+
+    notebook = compare(tmp_path)
+    assert notebook.with_suffix(".html").stat().st_size > 10_000
+    assert (tmp_path / "tables" / "table4_emodarts_vs_baselines.csv").exists()
+
+
+def test_a_failed_run_is_recorded_and_the_grid_goes_on(datasets_root, tmp_path, monkeypatch):
+    import emokit.experiments as experiments
+
+    calls = []
+
+    def fake_execute(notebook, output, parameters):
+        calls.append(notebook)
+        if notebook == "02_search.ipynb" and parameters["fold"] == 0:
+            raise RuntimeError("simulated failure")
+        output.parent.mkdir(parents=True, exist_ok=True)
+
+    monkeypatch.setattr(experiments, "_execute", fake_execute)
+    grid = make_grid("quick", data_root=str(datasets_root), results_dir=str(tmp_path), folds=[0, 1], baselines=[])
+    results = run_grid(grid, progress=False)
+    status = dict(zip(results["fold"], results["status"]))
+    assert status == {0: "failed", 1: "done"}
+    assert "simulated failure" in results.set_index("fold").loc[0, "error"]
+    assert calls.count("04_retrain.ipynb") == 1

@@ -1,0 +1,138 @@
+"""emokit.train: every model trains through the same loop, runs resume
+exactly, finished runs are reused, and test speakers never leak."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from emokit.metrics import evaluate
+from emokit.models import build_model, count_parameters
+from emokit.search.genotype import Genome
+from emokit.train import LOG_COLUMNS, TrainConfig, _class_weights, load_trained, predict_logits, train_model
+
+GENOME = Genome(
+    normal=((("sep_conv_3x3", 0), ("skip_connect", 1)), (("max_pool_3x3", 0), ("dil_conv_3x3", 2))),
+    reduce=((("max_pool_3x3", 0), ("skip_connect", 1)), (("avg_pool_3x3", 2), ("sep_conv_3x3", 1))),
+    seq=((("lstm_1", 0), ("skip_connect", 1)), (("lstm_att_1", 2), ("rnn_1", 0))),
+)
+SETUPS = {  # name -> (genome, model_kwargs), all tiny
+    "genome": (GENOME, {"cnn_cells": 2, "seq_cells": 1, "channels": 4, "seq_hidden": 8, "freq_bins": 2}),
+    "cnn": (None, {"input_shape": (32, 32)}),
+    "cnn_lstm": (None, {"input_shape": (32, 32), "units": 16, "hidden": 16}),
+    "cnn_lstm_att": (None, {"input_shape": (32, 32), "units": 16, "hidden": 16}),
+}
+FAST = TrainConfig(epochs=2, batch_size=8, lr=0.05, device="cpu", num_threads=1)  # 1 thread: fast on a busy 2-core box
+RUN_FILES = ("config.json", "metrics.json", "model.pt", "log.csv", "confusion.png", "curves.png")
+
+
+@pytest.mark.parametrize("name", list(SETUPS))
+def test_every_model_trains(name, tiny_fold_data, tmp_path):
+    genome, kwargs = SETUPS[name]
+    run = tmp_path / name
+    threads = torch.get_num_threads()
+    metrics = train_model(name, tiny_fold_data, run, FAST, genome=genome, model_kwargs=kwargs, progress=False)
+    assert torch.get_num_threads() == threads  # num_threads=1 held for the run only
+
+    expected = count_parameters(build_model(name, genome=genome, n_classes=4, **kwargs))
+    assert metrics["parameters"] == expected > 0
+    assert all((run / f).is_file() for f in RUN_FILES)
+    assert not (run / "checkpoint.pt").exists()
+    assert 0 <= metrics["ua"] <= 1 and 0 <= metrics["wa"] <= 1 and 0 <= metrics["best_val_ua"] <= 1
+    assert metrics["n"] == len(tiny_fold_data.y["test"]) == 16
+    assert metrics["best_epoch"] in (1, 2)
+    log = pd.read_csv(run / "log.csv")
+    assert list(log.columns) == list(LOG_COLUMNS) and list(log["epoch"]) == [1, 2]
+
+    # model.pt holds the weights the test metrics came from
+    model, config = load_trained(run)
+    assert config["model_name"] == name and config["classes"] == list(tiny_fold_data.classes)
+    assert config["fold"]["test_speakers"] == ["s4", "s5"]
+    predicted = predict_logits(model, tiny_fold_data.x["test"]).argmax(1).numpy()
+    assert evaluate(tiny_fold_data.y["test"], predicted, tiny_fold_data.classes)["ua"] == pytest.approx(metrics["ua"])
+
+
+def test_finished_run_is_reused_not_retrained(tiny_fold_data, tmp_path):
+    genome, kwargs = SETUPS["cnn"]
+    first = train_model("cnn", tiny_fold_data, tmp_path, FAST, model_kwargs=kwargs, progress=False)
+    calls = []
+    again = train_model("cnn", tiny_fold_data, tmp_path, FAST, model_kwargs=kwargs, progress=False,
+                        callback=calls.append, extra={"note": "extra is not part of the identity"})
+    assert again == first and calls == []
+    with pytest.raises(ValueError, match="another configuration"):
+        train_model("cnn", tiny_fold_data, tmp_path, dataclasses.replace(FAST, lr=0.01), model_kwargs=kwargs,
+                    progress=False)
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_interrupted_run_resumes_exactly(tiny_fold_data, tmp_path):
+    genome, kwargs = SETUPS["genome"]  # dropout + BatchNorm + LSTM: the RNG and buffers must be restored
+    config = dataclasses.replace(FAST, epochs=3)
+    run = dict(genome=genome, model_kwargs=kwargs, progress=False)
+    whole = train_model("genome", tiny_fold_data, tmp_path / "whole", config, **run)
+
+    def stop_after_first(record):
+        if record["epoch"] == 1:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train_model("genome", tiny_fold_data, tmp_path / "cut", config, callback=stop_after_first, **run)
+    assert (tmp_path / "cut" / "checkpoint.pt").exists() and not (tmp_path / "cut" / "metrics.json").exists()
+    epochs_seen = []
+    resumed = train_model("genome", tiny_fold_data, tmp_path / "cut", config,
+                          callback=lambda r: epochs_seen.append(r["epoch"]), **run)
+
+    assert epochs_seen == [2, 3]
+    drop_time = lambda m: {k: v for k, v in m.items() if k != "train_seconds"}
+    assert drop_time(resumed) == drop_time(whole)
+    logs = [pd.read_csv(tmp_path / d / "log.csv").drop(columns="seconds") for d in ("whole", "cut")]
+    pd.testing.assert_frame_equal(*logs)
+    a, b = (torch.load(tmp_path / d / "model.pt", weights_only=True) for d in ("whole", "cut"))
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)
+
+
+def test_early_stopping_on_val_ua(tiny_fold_data, tmp_path):
+    # lr 0: the cnn baseline (no BatchNorm) never changes, so val UA never improves after epoch 1
+    config = dataclasses.replace(FAST, epochs=10, lr=0.0, lr_min=0.0, patience=2)
+    metrics = train_model("cnn", tiny_fold_data, tmp_path, config, model_kwargs=SETUPS["cnn"][1], progress=False)
+    assert metrics["best_epoch"] == 1 and metrics["epochs_run"] == 3
+    assert len(pd.read_csv(tmp_path / "log.csv")) == 3
+
+
+def test_class_weights_and_train_roles(tiny_fold_data, tmp_path):
+    np.testing.assert_allclose(_class_weights(np.array([0, 0, 0, 1]), 3).numpy(), [4 / 9, 4 / 3, 0.0], rtol=1e-6)
+    config = dataclasses.replace(FAST, epochs=1, class_weights=True, train_roles=("search", "train"))
+    metrics = train_model("cnn", tiny_fold_data, tmp_path, config, model_kwargs=SETUPS["cnn"][1], progress=False)
+    assert metrics["epochs_run"] == 1
+
+
+def test_test_speaker_leak_is_refused(tiny_fold_data, tmp_path):
+    roles = tiny_fold_data.manifest["role"].copy()
+    roles[tiny_fold_data.manifest["speaker"] == "s5"] = "val"
+    roles.iloc[-1] = "test"  # s5 now has rows in both test and val
+    leaky = dataclasses.replace(tiny_fold_data, manifest=tiny_fold_data.manifest.assign(role=roles))
+    with pytest.raises(ValueError, match="s5"):
+        train_model("cnn", leaky, tmp_path, FAST, model_kwargs=SETUPS["cnn"][1], progress=False)
+    assert not (tmp_path / "model.pt").exists()
+
+
+def test_train_config_round_trip_and_checks():
+    config = TrainConfig(epochs=5, train_roles=["search", "train"], patience=3)
+    assert config.train_roles == ("search", "train")
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    for bad in ("test", "val"):
+        with pytest.raises(ValueError, match="train_roles"):
+            TrainConfig(train_roles=(bad,))
+
+
+def test_paper_cnn_baseline_size():
+    # Paper, section V: the hand-designed CNN has about 35 K trainable parameters.
+    assert 30_000 < count_parameters(build_model("cnn", input_shape=(128, 128))) < 40_000
