@@ -112,5 +112,95 @@ def run_summary(args: argparse.Namespace) -> int:
     return status
 
 
+
+# --------------------------------------------------------------------------
+# emokit run / compare / demo
+
+
+def _grid_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", default="quick", help="paper or quick (default: quick)")
+    parser.add_argument("--config", help="YAML file with grid settings (corpora, scopes, folds, seeds, "
+                                         "baselines, features, search, retrain)")
+    parser.add_argument("--data", help="folder holding the corpora (default: $EMOKIT_DATA)")
+    parser.add_argument("--results", default="results", help="results folder (default: results)")
+    parser.add_argument("--corpora", nargs="+")
+    parser.add_argument("--scopes", nargs="+", help="SeqNN search scopes: emodarts lstm lstm_att rnn rnn_att")
+    parser.add_argument("--baselines", nargs="*", help="baselines: cnn cnn_lstm cnn_lstm_att (none: empty)")
+    parser.add_argument("--folds", nargs="+", type=int, help="fold numbers (default: all)")
+    parser.add_argument("--seeds", nargs="+", type=int)
+    parser.add_argument("--device", default=None, help="auto (default), cpu or cuda")
+    parser.add_argument("--no-compare", action="store_true", help="skip notebook 05 at the end")
+
+
+def _grid_from_args(args: argparse.Namespace):
+    import os
+
+    from emokit.experiments import make_grid
+
+    data = args.data or os.environ.get("EMOKIT_DATA")
+    return make_grid(args.preset, args.config, corpora=args.corpora, scopes=args.scopes, baselines=args.baselines,
+                     folds=args.folds, seeds=args.seeds, data_root=data, results_dir=args.results,
+                     device=args.device)
+
+
+def _run_and_report(grid, compare_after: bool) -> int:
+    import time
+
+    import pandas as pd
+
+    from emokit.experiments import compare, run_grid
+    from emokit.results import summary_table
+
+    started = time.perf_counter()
+    results = run_grid(grid)
+    if compare_after:
+        notebook = compare(grid.results_dir)
+        print(f"comparison: {notebook} and {notebook.with_suffix('.html')}")
+    table = summary_table(results)
+    with pd.option_context("display.width", 200):
+        print(table.drop(columns=["ua_mean", "ua_std"]).to_string(index=False))
+    failed = results[results["status"] != "done"]
+    print(f"{len(results) - len(failed)} runs done, {len(failed)} not, in {(time.perf_counter() - started) / 60:.1f} min")
+    for _, row in failed.iterrows():
+        print(f"  {row['status']}: {row['run_dir']}: {row['error']}")
+    return 1 if len(failed) else 0
+
+
+@command("run", "run an experiment grid (notebooks 01-04 per run, then 05) with papermill", _grid_arguments)
+def run_grid_command(args: argparse.Namespace) -> int:
+    return _run_and_report(_grid_from_args(args), not args.no_compare)
+
+
+def _compare_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("results", nargs="?", default="results", help="results folder (default: results)")
+
+
+@command("compare", "execute notebook 05 on a results folder (tables, figures, HTML)", _compare_arguments)
+def run_compare(args: argparse.Namespace) -> int:
+    from emokit.experiments import compare
+
+    notebook = compare(args.results)
+    print(f"comparison: {notebook} and {notebook.with_suffix('.html')}")
+    return 0
+
+
+def _demo_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", help="folder holding the corpora (default: $EMOKIT_DATA)")
+    parser.add_argument("--out", default="results", help="results folder (default: results)")
+
+
+@command("demo", "the whole pipeline on EmoDB with the quick preset: features, search on every fold, "
+                 "genome pictures, retraining, the three baselines, comparison", _demo_arguments)
+def run_demo(args: argparse.Namespace) -> int:
+    import os
+
+    from emokit.experiments import make_grid
+
+    data = args.data or os.environ.get("EMOKIT_DATA")
+    run_summary(argparse.Namespace(data=data, corpora=["emodb", "emovo"]))
+    grid = make_grid("quick", corpora=["emodb"], data_root=data, results_dir=args.out)
+    return _run_and_report(grid, compare_after=True)
+
+
 if __name__ == "__main__":
     sys.exit(main())

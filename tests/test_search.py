@@ -180,3 +180,17 @@ def test_cost_estimate_reports_parameters_time_and_projection():
     assert cost["steps_per_epoch"] == 5
     assert cost["total_seconds"] == pytest.approx(cost["epoch_seconds"] * 3)
     assert "M weights" in format_cost(cost)
+
+
+def test_recomputing_edges_gives_the_same_gradients():
+    torch.manual_seed(0)
+    plain = Supernet(TINY)
+    recomputed = Supernet(TINY, recompute_edges=True)
+    recomputed.load_state_dict(plain.state_dict())
+    x, y = torch.randn(4, 1, 16, 16), torch.tensor([0, 1, 2, 3])
+    grads = []
+    for net in (plain, recomputed):
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+        grads.append([p.grad.clone() for p in net.arch_parameters()])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b)

@@ -85,7 +85,8 @@ def search_step(model, w_optimizer, architect, x_w, y_w, x_a, y_a, lr: float, gr
 
 def estimate_cost(space: SearchSpace, batch_size: int, device="auto", order: str = "first",
                   n_search: int | None = None, epochs: int | None = None, alpha_fraction: float = 0.5,
-                  channels_last: bool = True, repeats: int = 1, skip_none: bool = True) -> dict:
+                  channels_last: bool = True, repeats: int = 1, skip_none: bool = True,
+                  recompute_edges: bool = False) -> dict:
     """Measure one search step of ``space`` at ``batch_size`` on random data.
 
     Returns
@@ -97,7 +98,7 @@ def estimate_cost(space: SearchSpace, batch_size: int, device="auto", order: str
     ``epochs`` are given.
     """
     device = resolve_device(device)
-    model = Supernet(space, skip_none=skip_none).to(device)
+    model = Supernet(space, skip_none=skip_none, recompute_edges=recompute_edges).to(device)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     w_opt = torch.optim.SGD(model.weight_parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4)

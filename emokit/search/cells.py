@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from emokit.search.genotype import CellGenes
 from emokit.search.ops import CNN_OPS, SEQ_OPS, FactorizedReduce, ReLUConvBN
@@ -72,11 +73,16 @@ class SearchCNNCell(CNNCellBase):
                 self.edges.append(MixedOp(ops, lambda name, s=stride: CNN_OPS.get(name)(c // partial, s, False),
                                           partial, stride, skip_none))
 
-    def forward(self, s0, s1, weights):
+    def forward(self, s0, s1, weights, recompute: bool = False):
+        """``recompute``: keep only each edge's input and output for the
+        backward pass and recompute its inside (gradient checkpointing)."""
         states = [self.pre0(s0), self.pre1(s1)]
+        recompute = recompute and torch.is_grad_enabled()
         offset = 0
         for _ in range(self.n_nodes):
-            states.append(sum(self.edges[offset + i](h, weights[offset + i]) for i, h in enumerate(states)))
+            outs = [checkpoint(self.edges[offset + i], h, weights[offset + i], use_reentrant=False) if recompute
+                    else self.edges[offset + i](h, weights[offset + i]) for i, h in enumerate(states)]
+            states.append(sum(outs))
             offset += len(states) - 1
         return torch.cat(states[2:], dim=1)
 

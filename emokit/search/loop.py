@@ -36,7 +36,8 @@ class SearchConfig:
     ``warmup_epochs``: epochs that train only the weights before the alphas
     move -- a remedy against collapse to parameter-free ops.
     ``channels_last``: NHWC memory layout, several times faster convolutions
-    on CPU (not used with PC-DARTS, where oneDNN crashes on it).
+    on CPU. ``recompute_edges``: recompute each CNN edge in the backward pass
+    (less memory, about one more forward pass of time).
     """
 
     epochs: int = 300
@@ -55,6 +56,7 @@ class SearchConfig:
     seed: int = 0
     device: str = "auto"
     channels_last: bool = True
+    recompute_edges: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "alpha_betas", tuple(self.alpha_betas))
@@ -144,9 +146,8 @@ def run_search(
 
     seed_everything(config.seed)
     device = resolve_device(config.device)
-    model = Supernet(space).to(device)
-    memory_format = torch.channels_last if config.channels_last and space.partial_channels == 1 \
-        else torch.contiguous_format
+    model = Supernet(space, recompute_edges=config.recompute_edges).to(device)
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     w_opt = torch.optim.SGD(model.weight_parameters(), lr=config.w_lr, momentum=config.w_momentum,
                             weight_decay=config.w_weight_decay)

@@ -50,20 +50,27 @@ class SepConv(nn.Sequential):
 
 
 class FactorizedReduce(nn.Module):
-    """Halve H and W with two offset strided 1x1 convs (no information dropped)."""
+    """Halve H and W with two 1x1 convs, one on the even and one on the odd
+    rows/columns (no information dropped).
+
+    Same as DARTS' two offset stride-2 1x1 convs, written as subsampling then
+    stride-1 convs: oneDNN's backward of a stride-2 1x1 conv on channels-last
+    tensors corrupts memory (torch 2.13, CPU).
+    """
 
     def __init__(self, c_in, c_out, affine=True):
         super().__init__()
         self.relu = nn.ReLU(inplace=False)
-        self.conv1 = nn.Conv2d(c_in, c_out // 2, 1, 2, bias=False)
-        self.conv2 = nn.Conv2d(c_in, c_out - c_out // 2, 1, 2, bias=False)
+        self.conv1 = nn.Conv2d(c_in, c_out // 2, 1, bias=False)
+        self.conv2 = nn.Conv2d(c_in, c_out - c_out // 2, 1, bias=False)
         self.bn = nn.BatchNorm2d(c_out, affine=affine)
 
     def forward(self, x):
         x = self.relu(x)
-        # Odd sizes: pad so that both branches give the same output size.
-        shifted = nn.functional.pad(x[:, :, 1:, 1:], (0, x.shape[3] % 2, 0, x.shape[2] % 2))
-        return self.bn(torch.cat([self.conv1(x), self.conv2(shifted)], dim=1))
+        even, odd = x[:, :, ::2, ::2], x[:, :, 1::2, 1::2]
+        # Odd sizes: the odd grid is one shorter; pad it to the even grid.
+        odd = nn.functional.pad(odd, (0, even.shape[3] - odd.shape[3], 0, even.shape[2] - odd.shape[2]))
+        return self.bn(torch.cat([self.conv1(even), self.conv2(odd)], dim=1))
 
 
 class Zero(nn.Module):

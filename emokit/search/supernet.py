@@ -132,9 +132,12 @@ class Supernet(nn.Module):
     (``weight_parameters``) are optimised separately (bilevel DARTS).
     """
 
-    def __init__(self, space: SearchSpace = SearchSpace(), skip_none: bool = True):
+    def __init__(self, space: SearchSpace = SearchSpace(), skip_none: bool = True, recompute_edges: bool = False):
         super().__init__()
         self.space = space
+        # Recompute each CNN edge's inside during backward instead of storing
+        # it: a fraction of the memory for about one extra forward pass.
+        self.recompute_edges = recompute_edges
         c = space.channels
         c_stem = space.stem_multiplier * c
         self.stem = cnn_stem(c_stem)
@@ -171,7 +174,8 @@ class Supernet(nn.Module):
         w = {t: torch.softmax(a, dim=-1) for t, a in self.alphas.items()}
         s0 = s1 = self.stem(x)
         for cell in self.cnn_cells:
-            s0, s1 = s1, cell(s0, s1, w["reduce"] if cell.reduction else w["normal"])
+            weights = w["reduce"] if cell.reduction else w["normal"]
+            s0, s1 = s1, cell(s0, s1, weights, self.recompute_edges)
         h0 = h1 = self.bridge(s1)
         for cell in self.seq_cells:
             h0, h1 = h1, cell(h0, h1, w["seq"])
