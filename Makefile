@@ -9,12 +9,13 @@ export EMOKIT_DATA
 # Two cores: pytest-xdist workers, one torch thread each.
 TEST_WORKERS ?= 2
 
-.PHONY: help install graphviz demo test bench clean
+.PHONY: help install graphviz demo test bench accuracy clean
 
 help:
 	@echo "make demo   - run the whole pipeline on EmoDB (quick preset) into results/"
 	@echo "make test   - run the test suite"
 	@echo "make bench  - print the speed benchmarks"
+	@echo "make accuracy - UA/WA of emoDARTS and the baselines on EmoDB and EMOVO, all folds"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +45,9 @@ test: install
 bench: install
 	$(PY) benchmarks/features.py
 	$(PY) benchmarks/search_step.py
+
+accuracy: install
+	$(PY) benchmarks/accuracy.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

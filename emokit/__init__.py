@@ -1,2 +1,22 @@
-"""emokit: differentiable architecture search (DARTS) for speech emotion recognition."""
+"""emokit: differentiable architecture search (DARTS) for speech emotion recognition.
+
+The library behind the notebooks in ``notebooks/``:
+
+- :mod:`emokit.data` corpora as manifests, :mod:`emokit.splits` speaker-independent folds
+- :mod:`emokit.features` 128 x 128 MFCC maps, cached
+- :mod:`emokit.search` the joint CNN + SeqNN DARTS search (ops, cells, supernet, genotype, architect, loop)
+- :mod:`emokit.models`, :mod:`emokit.train`, :mod:`emokit.metrics` retraining and UA / WA
+- :mod:`emokit.viz`, :mod:`emokit.live` pictures; :mod:`emokit.experiments`, :mod:`emokit.results` grids and tables
+
+``emokit.predict(run_dir, wav_paths)`` gives class probabilities for new audio.
+"""
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # Lazy, so that `import emokit` stays light (no torch or librosa import).
+    if name == "predict":
+        from emokit.prediction import predict
+
+        return predict
+    raise AttributeError(f"module 'emokit' has no attribute {name!r}")

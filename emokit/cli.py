@@ -66,7 +66,7 @@ def _predict_arguments(parser: argparse.ArgumentParser) -> None:
 def run_predict(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from emokit.predict import predict
+    from emokit.prediction import predict
 
     table = predict(args.run_dir, args.files, device=args.device)
     with pd.option_context("display.max_colwidth", None, "display.width", 200):

@@ -156,7 +156,7 @@ def train_model(
     genome : Genome, needed for ``"genome"``
     model_kwargs : passed to the model (``n_classes`` is set from ``data.classes``)
     feature_config : FeatureConfig (or its dict) of the maps; stored so that
-        :func:`emokit.predict.predict` can score new audio
+        :func:`emokit.predict` can score new audio
     extra : any JSON-able notes stored in config.json (not part of the run's identity)
     resume : continue from ``checkpoint.pt``; a finished run with the same
         configuration is not trained again, its metrics are returned

@@ -80,7 +80,7 @@ seq_cells = 2
 seq_nodes = 3
 channels = 8
 seq_hidden = 64
-partial_channels = 1        # 4 = PC-DARTS (faster, less memory)
+partial_channels = 1        # PC-DARTS: 4 sends a quarter of the channels through the mixed ops
 order = "first"             # first or second order DARTS
 warmup_epochs = 0
 seed = 0

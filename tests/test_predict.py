@@ -7,7 +7,7 @@ import soundfile
 
 from emokit.cli import COMMANDS, build_parser, main
 from emokit.features import FeatureConfig, extract
-from emokit.predict import predict
+from emokit.prediction import predict
 from emokit.train import TrainConfig, train_model
 
 # 0.5 s at 16 kHz, hop 125 -> 64 frames, pooled by 2 -> 32 x 32 maps
@@ -112,3 +112,9 @@ def test_cli_summary_emodb(datasets_root, capsys):
 def test_cli_summary_missing_corpus(tmp_path, capsys):
     assert main(["summary", "--data", str(tmp_path), "--corpora", "emodb"]) == 1
     assert "emodb" in capsys.readouterr().err
+
+
+def test_emokit_predict_is_the_package_level_entry_point():
+    import emokit
+
+    assert emokit.predict is predict
