@@ -6,7 +6,8 @@ PY := $(VENV)/bin/python
 # Where corpora live: the shared copy when it exists, else ./data.
 EMOKIT_DATA ?= $(if $(wildcard ../shared/datasets),$(abspath ../shared/datasets),$(abspath ./data))
 export EMOKIT_DATA
-# Two cores: pytest-xdist workers, one torch thread each.
+# Two cores: two pytest-xdist workers with one BLAS/OpenMP thread each (more
+# threads than cores make OpenMP spin and run many times slower).
 TEST_WORKERS ?= 2
 
 .PHONY: help install graphviz demo test bench accuracy clean
@@ -40,7 +41,7 @@ demo: install
 	$(PY) -m emokit.cli demo --data "$(EMOKIT_DATA)" --out results
 
 test: install
-	$(PY) -m pytest -n $(TEST_WORKERS) --durations=15 $(PYTEST_ARGS)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_WORKERS) --durations=15 $(PYTEST_ARGS)
 
 bench: install
 	$(PY) benchmarks/features.py

@@ -105,9 +105,9 @@ class Run:
     folder: Path
 
     @property
-    def status(self) -> str:
+    def info(self) -> dict:
         path = self.folder / "run.json"
-        return read_json(path).get("status", "new") if path.exists() else "new"
+        return read_json(path) if path.exists() else {}
 
 
 def n_folds(corpus: str, data_root: str | None) -> int:
@@ -145,11 +145,29 @@ def _common(grid: Grid, corpus: str) -> dict:
             "feature_dir": str(Path(grid.results_dir, "features").resolve()), "feature_config": grid.features}
 
 
+def run_settings(grid: Grid, run: Run) -> dict:
+    """What a run's results depend on; a finished run with other settings is stale."""
+    settings = {"features": grid.features, "retrain": grid.retrain, "data_root": grid.data_root}
+    if run.kind == "darts":
+        settings["search"] = grid.search
+    return json.loads(json.dumps(settings))
+
+
 def run_one(grid: Grid, run: Run) -> str:
-    """Execute one run's notebooks; returns its final status."""
+    """Execute one run's notebooks; returns its final status.
+
+    A run folder left by other settings is moved aside (``<folder>.stale-<time>``)
+    so that its checkpoints are not resumed with the new settings.
+    """
     folder = run.folder.resolve()
+    settings = run_settings(grid, run)
+    previous = run.info
+    if previous and previous.get("settings") != settings:
+        stale = folder.with_name(f"{folder.name}.stale-{time.strftime('%Y%m%d-%H%M%S')}")
+        folder.rename(stale)
+        print(f"{folder} was run with other settings; moved to {stale.name}")
     info = {"corpus": run.corpus, "kind": run.kind, "name": run.name, "fold": run.fold, "seed": run.seed,
-            "status": "running", "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+            "status": "running", "settings": settings, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     write_json(info, folder / "run.json")
     common = dict(_common(grid, run.corpus), fold=run.fold, seed=run.seed, device=grid.device, live=False)
     started = time.perf_counter()
@@ -195,7 +213,7 @@ def run_grid(grid: Grid, progress: bool = True) -> pd.DataFrame:
     bar = tqdm(runs, desc="runs", unit="run", disable=not progress)
     for run in bar:
         bar.set_postfix_str(f"{run.corpus} {run.name} fold {run.fold} seed {run.seed}")
-        if run.status == "done":
+        if run.info.get("status") == "done" and run.info.get("settings") == run_settings(grid, run):
             continue
         status = run_one(grid, run)
         if status == "failed":

@@ -51,7 +51,7 @@ class LiveMonitor:
         images = []
         if "snapshot" in record:
             alpha_heatmaps(record["snapshot"], record["ops"], fig=self.alpha_fig)
-            self.alpha_fig.suptitle(f"softmax(alpha) after epoch {record['epoch'] + 1}")
+            self.alpha_fig.suptitle(f"softmax(alpha) after epoch {record['epoch'] + 1}", x=0.01, ha="left", fontsize=10)
             images.append(("alphas", self.alpha_fig))
         self.curve_fig.clear()
         training_curves(pd.DataFrame(self.rows), ax=self.curve_fig.add_subplot())
@@ -90,7 +90,7 @@ def alpha_slider(history: dict, ops: dict):
 
     def show(epoch: int) -> None:
         alpha_heatmaps({t: h[epoch] for t, h in history.items()}, ops, fig=fig)
-        fig.suptitle(f"softmax(alpha) after epoch {epoch + 1}")
+        fig.suptitle(f"softmax(alpha) after epoch {epoch + 1}", x=0.01, ha="left", fontsize=10)
         with output:
             output.clear_output(wait=True)
             display(Image(data=figure_png(fig)))

@@ -26,6 +26,8 @@ def collect(results_dir: str | Path) -> pd.DataFrame:
     """
     rows = []
     for run_file in sorted(Path(results_dir).rglob("run.json")):
+        if ".stale-" in run_file.parent.name:  # superseded by a run with new settings
+            continue
         run = json.loads(run_file.read_text())
         folder = run_file.parent
         row = {key: run.get(key) for key in ("corpus", "name", "kind", "fold", "seed", "status", "error")}

@@ -128,7 +128,8 @@ def predict_logits(model: nn.Module, x, device="cpu", batch_size: int = 256) -> 
         raise ValueError("predict_logits got no rows")
     model.eval()
     device = resolve_device(device)
-    outs = [model(torch.as_tensor(x[i : i + batch_size]).to(device)).float().cpu() for i in range(0, len(x), batch_size)]
+    outs = [model(torch.as_tensor(x[i : i + batch_size]).to(device).contiguous(memory_format=torch.channels_last))
+            .float().cpu() for i in range(0, len(x), batch_size)]
     return torch.cat(outs)
 
 
@@ -212,6 +213,7 @@ def _fit(model_name, data, run_dir, config, genome, model_kwargs, description, r
     device = resolve_device(config.device)
     seed_everything(config.seed)
     model = build_model(model_name, genome=genome, n_classes=len(classes), **model_kwargs).to(device)
+    model = model.to(memory_format=torch.channels_last)  # NHWC: faster convolutions on CPU
     if device.type == "cuda" and x_train.nbytes < 2**31:  # saves a host->device copy per batch
         x_train, y_train = x_train.to(device), y_train.to(device)
     weight = _class_weights(y_train.cpu().numpy(), len(classes)) if config.class_weights else None
@@ -339,7 +341,8 @@ def _train_epoch(model, x, y, criterion, optimizer, config: TrainConfig, epoch: 
     seen = 0
     for index in batches:
         index = index.to(x.device)
-        xb, yb = x[index].to(device, non_blocking=True), y[index].to(device, non_blocking=True)
+        xb = x[index].to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        yb = y[index].to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
         logits = model(xb)
         loss = criterion(logits, yb)

@@ -94,3 +94,23 @@ def test_a_failed_run_is_recorded_and_the_grid_goes_on(datasets_root, tmp_path, 
     assert status == {0: "failed", 1: "done"}
     assert "simulated failure" in results.set_index("fold").loc[0, "error"]
     assert calls.count("04_retrain.ipynb") == 1
+
+
+def test_changed_settings_rerun_and_keep_the_old_folder_aside(datasets_root, tmp_path, monkeypatch):
+    import emokit.experiments as experiments
+
+    calls = []
+
+    def fake_execute(notebook, output, parameters):
+        calls.append((notebook, parameters.get("epochs")))
+        output.parent.mkdir(parents=True, exist_ok=True)
+
+    monkeypatch.setattr(experiments, "_execute", fake_execute)
+    options = dict(data_root=str(datasets_root), results_dir=str(tmp_path), folds=[0], baselines=["cnn"], scopes=[])
+    run_grid(make_grid("quick", **options), progress=False)
+    run_grid(make_grid("quick", **options), progress=False)
+    assert [c for c in calls if c[0] == "04_retrain.ipynb"] == [("04_retrain.ipynb", PRESETS["quick"]["retrain"]["epochs"])]
+    results = run_grid(make_grid("quick", retrain={"epochs": 3}, **options), progress=False)
+    assert [c for c in calls if c[0] == "04_retrain.ipynb"][-1] == ("04_retrain.ipynb", 3)
+    assert len(results) == 1 and results["status"].tolist() == ["done"]
+    assert len(list((tmp_path / "runs" / "emodb" / "cnn").glob("fold0-seed0.stale-*"))) == 1

@@ -28,7 +28,7 @@ def search_run(tmp_path_factory, datasets_root):
     run_dir = base / "runs" / "search"
     run_notebook("02_search.ipynb", base, corpus="emodb", data_root=str(datasets_root),
                  feature_dir=str(base / "features"), feature_config=TINY_FEATURES, fold=0, epochs=2,
-                 batch_size=32, run_dir=str(run_dir), live=False, **TINY_SPACE)
+                 batch_size=32, run_dir=str(run_dir), **TINY_SPACE)  # live=True: widgets under papermill
     return base, run_dir
 
 
