@@ -38,6 +38,7 @@ graphviz:
 	  fi; }
 
 demo: install
+	@[ -d "$(EMOKIT_DATA)/emodb/wav" ] || $(PY) -m emokit.cli download emodb --data "$(EMOKIT_DATA)"
 	$(PY) -m emokit.cli demo --data "$(EMOKIT_DATA)" --out results
 
 test: install

@@ -202,5 +202,26 @@ def run_demo(args: argparse.Namespace) -> int:
     return _run_and_report(grid, compare_after=True)
 
 
+
+def _download_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("corpus", choices=["emodb"], help="only EmoDB is free to download")
+    parser.add_argument("--data", default=None, help="folder for the corpora (default: $EMOKIT_DATA or ./data)")
+
+
+@command("download", "download a freely licensed corpus (EmoDB) into the data folder", _download_arguments)
+def run_download(args: argparse.Namespace) -> int:
+    import os
+
+    from emokit.download import download_emodb
+
+    data = args.data or os.environ.get("EMOKIT_DATA") or "data"
+    try:
+        print(f"EmoDB in {download_emodb(data)}")
+    except RuntimeError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
 if __name__ == "__main__":
     sys.exit(main())
