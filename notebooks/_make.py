@@ -91,7 +91,7 @@ resume = True
 live = True                 # redraw the pictures in the notebook every epoch
 """, "parameters"),
     ("code", """
-import warnings
+%matplotlib inline
 from IPython.display import Markdown, display
 
 from emokit.live import LiveMonitor, alpha_slider
@@ -197,6 +197,7 @@ op was chosen: a stable search picks similar ops every time.
 run_dirs = ["results/runs/emodb/emodarts/fold0-seed0/search"]
 """, "parameters"),
     ("code", """
+%matplotlib inline
 from pathlib import Path
 from IPython.display import Image, display
 
@@ -291,7 +292,7 @@ resume = True
 live = True
 """, "parameters"),
     ("code", """
-import json
+%matplotlib inline
 from pathlib import Path
 from IPython.display import Image, display
 
@@ -341,6 +342,7 @@ baselines = ["cnn", "cnn_lstm", "cnn_lstm_att"]
 scopes = ["emodarts", "lstm", "lstm_att", "rnn", "rnn_att"]
 """, "parameters"),
     ("code", """
+%matplotlib inline
 from pathlib import Path
 from IPython.display import Markdown, display
 

@@ -73,6 +73,9 @@ def test_tiny_grid_runs_resumes_and_makes_tables(datasets_root, tmp_path):
 
     notebook = compare(tmp_path)
     assert notebook.with_suffix(".html").stat().st_size > 10_000
+    from test_notebooks import images
+
+    assert images(notebook) == 4  # UA per fold, Figure 7, confusions, op frequency
     assert (tmp_path / "tables" / "table4_emodarts_vs_baselines.csv").exists()
 
 

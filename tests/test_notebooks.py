@@ -14,6 +14,14 @@ TINY_SPACE = dict(cnn_cells=2, cnn_nodes=2, seq_cells=1, seq_nodes=2, channels=4
 pytestmark = pytest.mark.slow
 
 
+def images(notebook: Path) -> int:
+    """PNG or SVG pictures among an executed notebook's outputs."""
+    import nbformat
+
+    return sum(1 for cell in nbformat.read(notebook, as_version=4).cells for out in cell.get("outputs", [])
+               if {"image/png", "image/svg+xml"} & set(out.get("data", {})))
+
+
 def run_notebook(name: str, out_dir: Path, **parameters) -> Path:
     output = out_dir / name
     papermill.execute_notebook(str(ROOT / "notebooks" / name), str(output), parameters=parameters,
@@ -43,7 +51,8 @@ def test_search_notebook_writes_genome_history_and_frames(search_run):
 
 def test_genome_notebook_saves_cell_graphs(search_run):
     base, run_dir = search_run
-    run_notebook("03_genome.ipynb", base, run_dirs=[str(run_dir)])
+    executed = run_notebook("03_genome.ipynb", base, run_dirs=[str(run_dir)])
+    assert images(executed) >= 8  # 2 cell graphs, heatmaps, 3 evolutions, op frequency, ...
     figures = run_dir / "figures"
     for name in ("cell_normal.svg", "cell_reduce.svg", "cell_seq.svg", "genome.svg", "alpha_heatmaps.png",
                  "alpha_evolution_seq.png", "op_frequency.png"):
