@@ -67,7 +67,7 @@ def _iemocap_dialog(session_dir: Path, dialog: str, n_per_speaker: int) -> None:
             write_noise_wav(session_dir / "sentences" / "wav" / dialog / f"{utterance}.wav", seed=i)
             code = IEMOCAP_CODES[i % len(IEMOCAP_CODES)]
             lines += [f"[{i}.0000 - {i}.5000]\t{utterance}\t{code}\t[2.5000, 2.5000, 2.5000]",
-                      f"C-E1:\tNeutral;\t()", ""]
+                      "C-E1:\tNeutral;\t()", ""]
     (labels_dir / f"{dialog}.txt").write_text("\n".join(lines))
 
 

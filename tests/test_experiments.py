@@ -1,12 +1,10 @@
 """The experiment grid through papermill, and the results tables."""
-import json
+from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from emokit.experiments import PRESETS, make_grid, plan, run_grid, compare
-from emokit.results import collect, export_table, per_fold_table, summary_table
+from emokit.results import export_table, per_fold_table, summary_table
 
 TINY = dict(
     features={"duration": 2.0, "n_mfcc": 32, "n_mels": 32},
@@ -52,7 +50,7 @@ def test_tiny_grid_runs_resumes_and_makes_tables(datasets_root, tmp_path):
     assert len(results) == 6
     assert (results["status"] == "done").all(), results[["name", "fold", "error"]]
     for folder in results["run_dir"]:
-        names = {p.name for p in __import__("pathlib").Path(folder).iterdir()}
+        names = {p.name for p in Path(folder).iterdir()}
         assert "04_retrain.ipynb" in names
     darts = results[results["kind"] == "darts"]
     assert darts["genome"].notna().all()

@@ -3,7 +3,6 @@ time of a search configuration, measured on the chosen device before the
 search starts (the paper's section VI-A: supernets run out of memory)."""
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 

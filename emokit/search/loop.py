@@ -9,7 +9,6 @@ Nothing here sees the test speakers.
 from __future__ import annotations
 
 import json
-import math
 import time
 import warnings
 from dataclasses import asdict, dataclass

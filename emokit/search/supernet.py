@@ -13,7 +13,7 @@ along the frames of one utterance, never across the utterances of a batch.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
