@@ -13,8 +13,9 @@ def notebook(cells):
     nb = new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata["language_info"] = {"name": "python"}
-    for kind, text, *tags in cells:
+    for i, (kind, text, *tags) in enumerate(cells):
         cell = new_markdown_cell(text.strip()) if kind == "md" else new_code_cell(text.strip())
+        cell.id = f"cell-{i:02d}"  # stable ids: regenerating changes no line that was not edited
         if tags:
             cell.metadata["tags"] = list(tags)
         nb.cells.append(cell)
@@ -128,7 +129,7 @@ space = SearchSpace(scope=scope, cnn_cells=cnn_cells, cnn_nodes=cnn_nodes, seq_c
 config = SearchConfig(epochs=epochs, batch_size=batch_size, order=order, warmup_epochs=warmup_epochs,
                       seed=seed, device=device, recompute_edges=recompute_edges)
 cost = estimate_cost(space, min(batch_size, len(data.y["search"]) // 2), device, order,
-                     n_search=len(data.y["search"]), epochs=epochs, recompute_edges=recompute_edges)
+                     n_search=len(data.y["search"]), epochs=epochs, recompute_edges=recompute_edges, repeats=2)
 print(format_cost(cost))
 """),
     ("md", """
@@ -393,5 +394,7 @@ plot_op_frequency(genomes) if genomes else Markdown("No search runs in this resu
 if __name__ == "__main__":
     names = sys.argv[1:] or list(NOTEBOOKS)
     for name in names:
-        nbformat.write(notebook(NOTEBOOKS[name]), HERE / name)
+        tmp = HERE / f".{name}.tmp"
+        nbformat.write(notebook(NOTEBOOKS[name]), tmp)
+        tmp.replace(HERE / name)  # atomic: a running papermill never reads half a notebook
         print("wrote", HERE / name)

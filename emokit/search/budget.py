@@ -146,7 +146,8 @@ def format_cost(cost: dict) -> str:
         f"supernet: {cost['parameters'] / 1e6:.2f} M weights on {cost['device']}",
         f"one {cost['order']}-order step at batch {cost['batch_size']}: {cost['step_seconds']:.2f} s "
         f"({cost['samples_per_second']:.1f} samples/s), forward only {cost['forward_seconds']:.2f} s",
-        f"peak memory of a step: {mem / 2**30:.2f} GiB" if mem is not None else "peak memory: not measurable here",
+        f"peak memory of the process during a step: {mem / 2**30:.2f} GiB" if mem is not None
+        else "peak memory: not measurable here",
     ]
     if "epoch_seconds" in cost:
         lines.append(f"projected: {cost['epoch_seconds']:.0f} s per epoch ({cost['steps_per_epoch']} steps)")
