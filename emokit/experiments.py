@@ -68,6 +68,7 @@ class Grid:
     data_root: str | None = None
     results_dir: str = "results"
     device: str = "auto"
+    cell_timeout: int | None = None  # seconds a notebook cell may run (None: no limit; a search can take days)
 
 
 def make_grid(preset: str = "quick", config_file: str | Path | None = None, **overrides) -> Grid:
@@ -132,12 +133,13 @@ def plan(grid: Grid) -> list[Run]:
     return runs
 
 
-def _execute(notebook: str, output: Path, parameters: dict) -> None:
+def _execute(notebook: str, output: Path, parameters: dict, timeout: int | None = None) -> None:
     import papermill
 
     output.parent.mkdir(parents=True, exist_ok=True)
     papermill.execute_notebook(str(NOTEBOOKS / notebook), str(output), parameters=parameters,
-                               kernel_name="python3", cwd=str(output.parent), progress_bar=False)
+                               kernel_name="python3", cwd=str(output.parent), progress_bar=False,
+                               execution_timeout=timeout)
 
 
 def _common(grid: Grid, corpus: str) -> dict:
@@ -175,13 +177,13 @@ def run_one(grid: Grid, run: Run) -> str:
         if run.kind == "darts":
             search_dir = folder / "search"
             _execute("02_search.ipynb", folder / "02_search.ipynb",
-                     dict(common, scope=run.name, run_dir=str(search_dir), **grid.search))
-            _execute("03_genome.ipynb", folder / "03_genome.ipynb", {"run_dirs": [str(search_dir)]})
+                     dict(common, scope=run.name, run_dir=str(search_dir), **grid.search), grid.cell_timeout)
+            _execute("03_genome.ipynb", folder / "03_genome.ipynb", {"run_dirs": [str(search_dir)]}, grid.cell_timeout)
             model = {"model": "genome", "search_dir": str(search_dir)}
         else:
             model = {"model": run.name}
         _execute("04_retrain.ipynb", folder / "04_retrain.ipynb",
-                 dict(common, run_dir=str(folder / "retrain"), **model, **grid.retrain))
+                 dict(common, run_dir=str(folder / "retrain"), **model, **grid.retrain), grid.cell_timeout)
         info.update(status="done", error=None)
     except KeyboardInterrupt:
         info.update(status="interrupted")
@@ -208,7 +210,7 @@ def run_grid(grid: Grid, progress: bool = True) -> pd.DataFrame:
     for corpus in grid.corpora:
         _execute("01_features.ipynb", results / "runs" / corpus / "01_features.ipynb",
                  {"corpus": corpus, "data_root": grid.data_root, "output_dir": str((results / "features").resolve()),
-                  **grid.features})
+                  **grid.features}, grid.cell_timeout)
     runs = plan(grid)
     bar = tqdm(runs, desc="runs", unit="run", disable=not progress)
     for run in bar:
@@ -221,11 +223,11 @@ def run_grid(grid: Grid, progress: bool = True) -> pd.DataFrame:
     return collect(results)
 
 
-def compare(results_dir: str | Path, html: bool = True) -> Path:
+def compare(results_dir: str | Path, html: bool = True, timeout: int | None = None) -> Path:
     """Execute notebook 05 on a results folder (and save an HTML copy)."""
     results_dir = Path(results_dir).resolve()
     output = results_dir / "05_compare.ipynb"
-    _execute("05_compare.ipynb", output, {"results_dir": str(results_dir)})
+    _execute("05_compare.ipynb", output, {"results_dir": str(results_dir)}, timeout)
     if html:
         from nbconvert import HTMLExporter
 

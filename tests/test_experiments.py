@@ -45,7 +45,7 @@ def test_plan_covers_every_fold_of_emodb(datasets_root, tmp_path):
 @pytest.mark.slow
 def test_tiny_grid_runs_resumes_and_makes_tables(datasets_root, tmp_path):
     grid = make_grid("quick", data_root=str(datasets_root), results_dir=str(tmp_path), folds=[0, 1],
-                     scopes=["emodarts", "lstm"], baselines=["cnn"], **TINY)
+                     scopes=["emodarts", "lstm"], baselines=["cnn"], cell_timeout=300, **TINY)
     results = run_grid(grid, progress=False)
     assert len(results) == 6
     assert (results["status"] == "done").all(), results[["name", "fold", "error"]]
@@ -69,7 +69,7 @@ def test_tiny_grid_runs_resumes_and_makes_tables(datasets_root, tmp_path):
     paths = export_table(table, tmp_path / "tables" / "t4")
     assert "emodarts" in paths["md"].read_text() and "\\begin{tabular}" in paths["tex"].read_text()
 
-    notebook = compare(tmp_path)
+    notebook = compare(tmp_path, timeout=300)
     assert notebook.with_suffix(".html").stat().st_size > 10_000
     from test_notebooks import images
 
@@ -82,7 +82,7 @@ def test_a_failed_run_is_recorded_and_the_grid_goes_on(datasets_root, tmp_path, 
 
     calls = []
 
-    def fake_execute(notebook, output, parameters):
+    def fake_execute(notebook, output, parameters, timeout=None):
         calls.append(notebook)
         if notebook == "02_search.ipynb" and parameters["fold"] == 0:
             raise RuntimeError("simulated failure")
@@ -102,7 +102,7 @@ def test_changed_settings_rerun_and_keep_the_old_folder_aside(datasets_root, tmp
 
     calls = []
 
-    def fake_execute(notebook, output, parameters):
+    def fake_execute(notebook, output, parameters, timeout=None):
         calls.append((notebook, parameters.get("epochs")))
         output.parent.mkdir(parents=True, exist_ok=True)
 

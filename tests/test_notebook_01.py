@@ -57,7 +57,7 @@ def test_notebook_01_runs_on_emodb(tmp_path, datasets_root):
     papermill.execute_notebook(
         str(NOTEBOOK_01), str(executed),
         parameters=dict(corpus="emodb", data_root=str(datasets_root), output_dir=str(output_dir), n_jobs=1, seed=0, **TINY),
-        kernel_name="python3", cwd=str(REPO), progress_bar=False,
+        kernel_name="python3", cwd=str(REPO), progress_bar=False, execution_timeout=300,
     )
 
     nb = nbformat.read(executed, as_version=4)

@@ -25,7 +25,8 @@ def images(notebook: Path) -> int:
 def run_notebook(name: str, out_dir: Path, **parameters) -> Path:
     output = out_dir / name
     papermill.execute_notebook(str(ROOT / "notebooks" / name), str(output), parameters=parameters,
-                               kernel_name="python3", cwd=str(ROOT), progress_bar=False)
+                               kernel_name="python3", cwd=str(ROOT), progress_bar=False,
+                               execution_timeout=300)  # a hung kernel fails the test, not the CI run
     return output
 
 
