@@ -215,7 +215,8 @@ def run_grid(grid: Grid, progress: bool = True) -> pd.DataFrame:
     bar = tqdm(runs, desc="runs", unit="run", disable=not progress)
     for run in bar:
         bar.set_postfix_str(f"{run.corpus} {run.name} fold {run.fold} seed {run.seed}")
-        if run.info.get("status") == "done" and run.info.get("settings") == run_settings(grid, run):
+        info = run.info  # one read of run.json
+        if info.get("status") == "done" and info.get("settings") == run_settings(grid, run):
             continue
         status = run_one(grid, run)
         if status == "failed":

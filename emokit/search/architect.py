@@ -98,3 +98,24 @@ class Architect:
         minus = torch.autograd.grad(loss_fn(self.model, x, y), alphas)
         shift(1)
         return [(p - m) / (2 * eps) for p, m in zip(plus, minus)]
+
+
+def search_step(model, w_optimizer, architect, x_w, y_w, x_a, y_a, lr: float, grad_clip: float):
+    """One DARTS step: alphas on the alpha half, then weights on the weight
+    half. Returns (weight loss, weight logits, alpha loss, alpha logits);
+    ``architect=None`` skips the alpha update (warm-up epochs)."""
+    a_loss = a_logits = None
+    if architect is not None:
+        a_loss, a_logits = architect.step(x_w, y_w, x_a, y_a, xi=lr, w_optimizer=w_optimizer)
+    alphas = model.arch_parameters()
+    for a in alphas:  # the weight step needs no alpha gradients
+        a.requires_grad_(False)
+    w_optimizer.zero_grad(set_to_none=True)
+    logits = model(x_w)
+    loss = nn.functional.cross_entropy(logits, y_w)
+    loss.backward()
+    nn.utils.clip_grad_norm_(model.weight_parameters(), grad_clip)
+    w_optimizer.step()
+    for a in alphas:
+        a.requires_grad_(True)
+    return loss.detach(), logits.detach(), a_loss, a_logits

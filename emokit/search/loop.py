@@ -20,8 +20,7 @@ import pandas as pd
 import torch
 from sklearn.model_selection import train_test_split
 
-from emokit.search.architect import Architect
-from emokit.search.budget import search_step
+from emokit.search.architect import Architect, search_step
 from emokit.search.genotype import Genome, collapse_report
 from emokit.search.supernet import SearchSpace, Supernet, count_parameters
 from emokit.utils import atomic_torch_save, atomic_write_bytes, read_json, resolve_device, seed_everything, write_json
