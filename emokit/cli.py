@@ -60,6 +60,9 @@ def _predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR", help="folder of a finished training run")
     parser.add_argument("files", metavar="FILE", nargs="+", help="audio files (wav, flac ...)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
+    parser.add_argument("--speakers", nargs="+", metavar="KEY",
+                        help="one speaker key per file, for runs trained with speaker normalisation "
+                             "(default: all files are one speaker)")
 
 
 @command("predict", "predict the emotion of audio files with a trained run", _predict_arguments)
@@ -68,7 +71,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
     from emokit.prediction import predict
 
-    table = predict(args.run_dir, args.files, device=args.device)
+    table = predict(args.run_dir, args.files, device=args.device, speakers=args.speakers)
     with pd.option_context("display.max_colwidth", None, "display.width", 200):
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return 1 if len(table) and table["error"].notna().all() else 0
@@ -128,6 +131,8 @@ def _grid_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baselines", nargs="*", help="baselines: cnn cnn_lstm cnn_lstm_att (none: empty)")
     parser.add_argument("--folds", nargs="+", type=int, help="fold numbers (default: all)")
     parser.add_argument("--seeds", nargs="+", type=int)
+    parser.add_argument("--normalization", choices=["train", "speaker"],
+                        help="feature normalisation (default: the preset's)")
     parser.add_argument("--device", default=None, help="auto (default), cpu or cuda")
     parser.add_argument("--no-compare", action="store_true", help="skip notebook 05 at the end")
 
@@ -140,7 +145,7 @@ def _grid_from_args(args: argparse.Namespace):
     data = args.data or os.environ.get("EMOKIT_DATA")
     return make_grid(args.preset, args.config, corpora=args.corpora, scopes=args.scopes, baselines=args.baselines,
                      folds=args.folds, seeds=args.seeds, data_root=data, results_dir=args.results,
-                     device=args.device)
+                     device=args.device, normalization=args.normalization)
 
 
 def _run_and_report(grid, compare_after: bool) -> int:

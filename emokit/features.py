@@ -294,6 +294,41 @@ def _load_cache(npy: Path, csv: Path, skipped_json: Path) -> tuple[np.ndarray, p
     return features, manifest
 
 
+NORMALIZATIONS = ("train", "speaker")
+
+
+def speaker_standardize(features: np.ndarray, speakers) -> np.ndarray:
+    """Standardise each speaker's maps with that speaker's own statistics.
+
+    Every row (coefficient or mel band) of a speaker's maps gets zero mean and
+    unit variance over all of that speaker's utterances and time columns. It
+    removes much of what makes voices differ (vocal tract, microphone, level)
+    and keeps what differs between one speaker's utterances. It uses no
+    labels; for a test speaker it uses that speaker's unlabelled audio (the
+    "speaker normalisation" common in cross-corpus and leave-speaker-out SER).
+
+    Parameters
+    ----------
+    features : ndarray, shape (n, 1, rows, columns)
+    speakers : sequence of n speaker keys
+
+    Returns
+    -------
+    ndarray, shape of ``features``, float32
+    """
+    speakers = np.asarray(list(speakers), dtype=object)
+    if len(speakers) != len(features):
+        raise ValueError(f"{len(speakers)} speaker keys for {len(features)} maps")
+    out = np.empty(features.shape, np.float32)
+    for key in pd.unique(speakers):
+        rows = np.flatnonzero(speakers == key)
+        block = features[rows]
+        mean = block.mean(axis=(0, 1, 3), dtype=np.float64)[:, None]
+        std = np.maximum(block.std(axis=(0, 1, 3), dtype=np.float64), 1e-6)[:, None]
+        out[rows] = (block - mean) / std
+    return out
+
+
 @dataclass
 class Normalizer:
     """Per-coefficient standardisation, fitted on training speakers only.

@@ -31,13 +31,14 @@ class GenomeNet(nn.Module):
     channels : int, channels C of the first CNN cell.
     seq_hidden : int, SeqNN width d.
     freq_bins : int, frequency bands per time step at the bridge.
+    stem_stride : int, 1 (paper) or 2 (the stem halves rows and columns).
     dropout : float, before the classifier.
     drop_path : float, probability of dropping a CNN path while training.
     """
 
     def __init__(self, genome: Genome, n_classes: int = 4, cnn_cells: int = 4, seq_cells: int = 2,
                  channels: int = 16, stem_multiplier: int = 3, seq_hidden: int = 64, freq_bins: int = 4,
-                 dropout: float = 0.3, drop_path: float = 0.0):
+                 dropout: float = 0.3, drop_path: float = 0.0, stem_stride: int = 1):
         super().__init__()
         if seq_cells and not genome.seq:
             raise ValueError("the genome has no SeqNN cell; use seq_cells=0")
@@ -45,7 +46,7 @@ class GenomeNet(nn.Module):
         self.drop_path = drop_path
         reductions = SearchSpace(cnn_cells=cnn_cells).reduction_cells
         c_stem = stem_multiplier * channels
-        self.stem = cnn_stem(c_stem)
+        self.stem = cnn_stem(c_stem, stem_stride)
         self.cnn_cells = nn.ModuleList()
         c_pp, c_p, c = c_stem, c_stem, channels
         reduction_prev = False

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from emokit.data import PAPER_CLASSES, load_corpus
-from emokit.features import FeatureConfig, Normalizer, extract
+from emokit.features import NORMALIZATIONS, FeatureConfig, Normalizer, extract, speaker_standardize
 from emokit.splits import ROLES, Fold, check_fold
 
 
@@ -53,8 +53,9 @@ class FoldData:
     """One fold's arrays, per role (``search``, ``train``, ``val``, ``test``).
 
     ``x[role]``: (n, 1, rows, columns) float32, normalised with
-    ``normalizer`` (fitted on the training speakers: search + train + val).
-    ``y[role]``: (n,) int64 class indices into ``classes``.
+    ``normalizer`` (fitted on the training speakers: search + train + val),
+    after each speaker's own standardisation when ``normalization`` is
+    ``"speaker"``. ``y[role]``: (n,) int64 class indices into ``classes``.
     """
 
     fold: Fold
@@ -63,6 +64,7 @@ class FoldData:
     x: dict[str, np.ndarray]
     y: dict[str, np.ndarray]
     manifest: pd.DataFrame = field(repr=False)
+    normalization: str = "train"
 
     def arrays(self, *roles: str) -> tuple[np.ndarray, np.ndarray]:
         """Features and labels of several roles concatenated."""
@@ -78,22 +80,34 @@ def label_indices(labels: pd.Series, classes: tuple[str, ...]) -> np.ndarray:
 
 
 def fold_data(features: np.ndarray, manifest: pd.DataFrame, fold: Fold,
-              classes: tuple[str, ...] = PAPER_CLASSES) -> FoldData:
+              classes: tuple[str, ...] = PAPER_CLASSES, normalization: str = "train") -> FoldData:
     """Split features by the roles of ``fold`` and normalise them.
 
-    The normaliser sees only the training speakers' utterances, so nothing of
-    the test speakers leaks into the statistics.
+    ``normalization="train"`` (default): one normaliser fitted on the training
+    speakers' utterances only, so nothing of the test speakers enters the
+    statistics. ``"speaker"``: first each speaker's maps are standardised with
+    that speaker's own statistics (:func:`emokit.features.speaker_standardize`;
+    for the test speakers, from their unlabelled maps), then the same
+    training-speaker normaliser is applied. No label of a test speaker is used
+    either way.
     """
     if len(features) != len(manifest):
         raise ValueError(f"{len(features)} feature maps for {len(manifest)} manifest rows; extract them together")
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"unknown normalization {normalization!r}; known: {', '.join(NORMALIZATIONS)}")
     check_fold(fold, manifest)
+    if normalization == "speaker":
+        from emokit.splits import speaker_keys
+
+        keys = speaker_keys(manifest) if "corpus" in manifest else manifest["speaker"].astype(str)
+        features = speaker_standardize(features, keys)
     training = np.concatenate([fold.indices(r) for r in ROLES if r != "test"])
     normalizer = Normalizer.fit(features[training])
     y_all = label_indices(manifest["label"], tuple(classes))
     x = {r: normalizer(features[fold.indices(r)]) for r in ROLES}
     y = {r: y_all[fold.indices(r)] for r in ROLES}
     annotated = manifest.assign(role=fold.roles.to_numpy())
-    return FoldData(fold, tuple(classes), normalizer, x, y, annotated)
+    return FoldData(fold, tuple(classes), normalizer, x, y, annotated, normalization)
 
 
 def as_feature_config(value: FeatureConfig | dict | None) -> FeatureConfig:
@@ -106,7 +120,7 @@ def as_feature_config(value: FeatureConfig | dict | None) -> FeatureConfig:
 
 def prepare_fold(corpus: str, fold: int, data_root=None, feature_config=None, feature_dir="cache",
                  classes: tuple[str, ...] = PAPER_CLASSES, split_seed: int = 0, n_jobs: int = -1,
-                 progress: bool = True) -> FoldData:
+                 progress: bool = True, normalization: str = "train") -> FoldData:
     """Features of a corpus (from the cache of notebook 01 when present) cut
     into fold ``fold`` of its speaker-independent folds."""
     from emokit.splits import make_folds
@@ -116,7 +130,7 @@ def prepare_fold(corpus: str, fold: int, data_root=None, feature_config=None, fe
     folds = make_folds(manifest, seed=split_seed)
     if not 0 <= fold < len(folds):
         raise ValueError(f"{corpus} has {len(folds)} folds (0..{len(folds) - 1}); fold {fold} does not exist")
-    return fold_data(features, manifest, folds[fold], classes)
+    return fold_data(features, manifest, folds[fold], classes, normalization)
 
 
 def search_fold(data: FoldData, run_dir, space=None, config=None, feature_config=None, meta=None, **kwargs):
@@ -135,7 +149,7 @@ def search_fold(data: FoldData, run_dir, space=None, config=None, feature_config
 
 
 GENOME_ARCH_KEYS = ("cnn_cells", "seq_cells", "channels", "stem_multiplier", "seq_hidden", "freq_bins", "dropout",
-                    "drop_path")
+                    "drop_path", "stem_stride")
 
 
 def retrain_fold(data: FoldData, run_dir, model: str = "genome", search_dir=None, genome_json=None,

@@ -17,8 +17,11 @@ from emokit.train import load_trained, predict_logits
 __all__ = ["predict"]
 
 
+MIN_SPEAKER_FILES = 5  # fewer utterances give poor speaker statistics
+
+
 def predict(run_dir: str | Path, wav_paths: str | Path | Iterable[str | Path], device="cpu",
-            batch_size: int = 64) -> pd.DataFrame:
+            batch_size: int = 64, speakers: Iterable | None = None) -> pd.DataFrame:
     """Classify audio files with the best weights of a finished training run.
 
     Parameters
@@ -27,6 +30,10 @@ def predict(run_dir: str | Path, wav_paths: str | Path | Iterable[str | Path], d
     wav_paths : one path or several
     device : "cpu", "cuda" or "auto"
     batch_size : maps per forward pass
+    speakers : one speaker key per file, for runs trained with
+        ``normalization="speaker"``: each speaker's files are standardised
+        with their own statistics, as in training (None: all files are one
+        speaker). Ignored by runs with the default normalisation.
 
     Returns
     -------
@@ -46,6 +53,9 @@ def predict(run_dir: str | Path, wav_paths: str | Path | Iterable[str | Path], d
     normalizer = Normalizer.from_dict(config["normalizer"])
     classes = list(config["classes"])
     paths = [wav_paths] if isinstance(wav_paths, (str, Path)) else list(wav_paths)
+    keys = ["speaker"] * len(paths) if speakers is None else [str(s) for s in speakers]
+    if len(keys) != len(paths):
+        raise ValueError(f"{len(keys)} speakers given for {len(paths)} files; give one speaker key per file")
 
     maps, errors = {}, {}
     for i, path in enumerate(paths):
@@ -57,7 +67,10 @@ def predict(run_dir: str | Path, wav_paths: str | Path | Iterable[str | Path], d
 
     probabilities = np.full((len(paths), len(classes)), np.nan)
     if maps:
-        batch = normalizer(np.stack(list(maps.values()))[:, None])  # (n_ok, 1, rows, columns)
+        batch = np.stack(list(maps.values()))[:, None]  # (n_ok, 1, rows, columns)
+        if config.get("normalization", "train") == "speaker":
+            batch = _speaker_standardize(batch, [keys[i] for i in maps], run_dir)
+        batch = normalizer(batch)
         logits = predict_logits(model, batch, device, batch_size)
         probabilities[list(maps)] = torch.softmax(logits, dim=1).numpy()
     table = pd.DataFrame({"path": [str(p) for p in paths]})
@@ -67,3 +80,17 @@ def predict(run_dir: str | Path, wav_paths: str | Path | Iterable[str | Path], d
         table[f"p_{name}"] = probabilities[:, k]
     table["error"] = pd.Series([errors.get(i) for i in range(len(paths))], dtype=object)
     return table
+
+
+def _speaker_standardize(batch: np.ndarray, keys: list[str], run_dir) -> np.ndarray:
+    import warnings
+
+    from emokit.features import speaker_standardize
+
+    counts = pd.Series(keys).value_counts()
+    few = counts[counts < MIN_SPEAKER_FILES]
+    if len(few):
+        warnings.warn(f"{run_dir} normalises each speaker with their own statistics; speaker(s) "
+                      f"{', '.join(map(str, few.index))} have fewer than {MIN_SPEAKER_FILES} readable files, so the "
+                      "predictions are less reliable. Pass more utterances per speaker.", stacklevel=3)
+    return speaker_standardize(batch, keys)

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from emokit.augment import augment_batch, mixup
 from emokit.metrics import evaluate
 from emokit.models import build_model, count_parameters
 from emokit.pipeline import FoldData
@@ -43,6 +44,7 @@ from emokit.utils import (_json_default, atomic_torch_save, atomic_write_bytes, 
 __all__ = ["TrainConfig", "train_model", "load_trained", "predict_logits", "check_no_test_speakers", "LOG_COLUMNS"]
 
 TRAIN_ROLES = ("search", "train")  # roles a model may be fitted on; "val" selects, "test" only reports
+OPTIMIZERS = ("sgd", "adam")
 LOG_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_ua", "val_wa", "seconds")
 
 
@@ -59,6 +61,12 @@ class TrainConfig:
     train_roles : roles fitted on: ``("train",)`` (paper: the 30 % retraining
         split) or ``("search", "train")`` (all non-val data of the training speakers)
     patience : int or None, stop after this many epochs without a better val UA
+    optimizer : "sgd" (the paper) or "adam" (Adam(W) with decoupled weight decay)
+    label_smoothing : float, of the cross-entropy targets
+    time_shift : int, maps are rolled along time by up to this many columns
+    freq_masks, time_masks, mask_width : SpecAugment bands blanked per map (up to ``mask_width`` rows / columns)
+    mixup : float, Beta(mixup, mixup) blending of map pairs (0: off)
+    (The augmentations are drawn from a generator per seed and epoch: see :mod:`emokit.augment`.)
     seed : int, seeds the weights, dropout and the batch order
     device : "auto", "cpu", "cuda" ...; num_threads : torch CPU threads (None: torch's default)
     """
@@ -73,6 +81,13 @@ class TrainConfig:
     class_weights: bool = False
     train_roles: tuple[str, ...] = ("train",)
     patience: int | None = None
+    optimizer: str = "sgd"
+    label_smoothing: float = 0.0
+    time_shift: int = 0
+    freq_masks: int = 0
+    time_masks: int = 0
+    mask_width: int = 12
+    mixup: float = 0.0
     seed: int = 0
     device: str = "auto"
     num_threads: int | None = None
@@ -86,6 +101,8 @@ class TrainConfig:
                              "('val' selects the epoch, 'test' only reports)")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"need epochs >= 1 and batch_size >= 1, got {self.epochs}, {self.batch_size}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; known: {', '.join(OPTIMIZERS)}")
         if self.patience is not None and self.patience < 1:
             raise ValueError(f"patience must be None or >= 1, got {self.patience}")
 
@@ -217,8 +234,9 @@ def _fit(model_name, data, run_dir, config, genome, model_kwargs, description, r
     if device.type == "cuda" and x_train.nbytes < 2**31:  # saves a host->device copy per batch
         x_train, y_train = x_train.to(device), y_train.to(device)
     weight = _class_weights(y_train.cpu().numpy(), len(classes)) if config.class_weights else None
-    criterion = nn.CrossEntropyLoss(weight=None if weight is None else weight.to(device))
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    criterion = nn.CrossEntropyLoss(weight=None if weight is None else weight.to(device),
+                                    label_smoothing=config.label_smoothing)
+    optimizer = _optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs, eta_min=config.lr_min)
 
     state = {"best_state": None, "best_epoch": 0, "best_ua": -math.inf, "best_wa": math.nan, "log": []}
@@ -298,6 +316,7 @@ def _describe(model_name, data, config, genome, model_kwargs, feature_config, ex
     return {
         "model_name": model_name, "model_kwargs": model_kwargs, "genome": genome.to_dict() if genome else None,
         "classes": list(data.classes), "feature_config": feature_config, "normalizer": data.normalizer.to_dict(),
+        "normalization": data.normalization,
         "fold": {"index": int(data.fold.index), "test_speakers": list(data.fold.test_speakers)},
         "train_config": config.to_dict(), "extra": extra,
     }
@@ -325,6 +344,12 @@ def _class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
     return torch.tensor(weights, dtype=torch.float32)
 
 
+def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "adam":
+        return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+
+
 def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
     """A generator per (seed, epoch): the batch order does not depend on what ran before, so a resumed run matches."""
     return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))
@@ -333,7 +358,8 @@ def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
 def _train_epoch(model, x, y, criterion, optimizer, config: TrainConfig, epoch: int, device) -> tuple[float, float]:
     """One pass over the shuffled training rows; returns (mean loss, accuracy)."""
     model.train()
-    batches = list(torch.randperm(len(x), generator=_epoch_generator(config.seed, epoch)).split(config.batch_size))
+    generator = _epoch_generator(config.seed, epoch)  # batch order and augmentations
+    batches = list(torch.randperm(len(x), generator=generator).split(config.batch_size))
     if len(batches) > 1 and len(batches[-1]) == 1:
         batches.pop()  # BatchNorm cannot normalise a batch of one
     total_loss = torch.zeros((), device=device)
@@ -341,11 +367,14 @@ def _train_epoch(model, x, y, criterion, optimizer, config: TrainConfig, epoch: 
     seen = 0
     for index in batches:
         index = index.to(x.device)
-        xb = x[index].to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        xb = augment_batch(x[index].to(device, non_blocking=True), config, generator)
         yb = y[index].to(device, non_blocking=True)
+        xb, partner, lam = mixup(xb, config.mixup, generator) if config.mixup > 0 else (xb, None, 1.0)
         optimizer.zero_grad(set_to_none=True)
-        logits = model(xb)
+        logits = model(xb.contiguous(memory_format=torch.channels_last))
         loss = criterion(logits, yb)
+        if partner is not None:
+            loss = lam * loss + (1.0 - lam) * criterion(logits, yb[partner.to(yb.device)])
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()

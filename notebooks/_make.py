@@ -71,6 +71,7 @@ corpus = "emodb"
 data_root = None            # folder holding the corpora; None: $EMOKIT_DATA
 feature_dir = "results/features"   # feature cache of notebook 01
 feature_config = {}         # FeatureConfig fields; {}: the paper's 128 x 128 MFCC maps
+normalization = "train"     # or "speaker": each speaker standardised with their own statistics
 fold = 0
 scope = "emodarts"          # emodarts, lstm, lstm_att, rnn, rnn_att
 epochs = 20
@@ -80,10 +81,12 @@ cnn_nodes = 4
 seq_cells = 2
 seq_nodes = 3
 channels = 8
+stem_stride = 1             # 2: the stem halves the map, every cell costs a quarter (not in the paper)
 seq_hidden = 64
 partial_channels = 1        # PC-DARTS: 4 sends a quarter of the channels through the mixed ops
 order = "first"             # first or second order DARTS
 recompute_edges = False     # recompute CNN edges in backward: far less memory, ~40 % more time
+precision = "fp32"          # or "bf16": autocast, half the activation memory
 warmup_epochs = 0
 seed = 0
 device = "auto"             # auto: CUDA when available, else CPU
@@ -107,10 +110,13 @@ from emokit.viz import alpha_evolution, load_alpha_history
 
 Features come from the cache of notebook 01. The normalisation statistics are
 fitted on the training speakers only; the search uses only the `search` role
-(70 % of the training speakers' utterances).
+(70 % of the training speakers' utterances). With `normalization="speaker"`
+each speaker's maps are first standardised with that speaker's own statistics
+(no labels involved; for a test speaker, from their unlabelled audio), which
+removes much of the difference between voices.
 """),
     ("code", """
-data = prepare_fold(corpus, fold, data_root, feature_config, feature_dir)
+data = prepare_fold(corpus, fold, data_root, feature_config, feature_dir, normalization=normalization)
 print(f"fold {fold}: test speakers {data.fold.test_speakers}")
 print({role: len(y) for role, y in data.y.items()})
 """),
@@ -123,13 +129,14 @@ on the chosen device and the search time is projected.
 """),
     ("code", """
 space = SearchSpace(scope=scope, cnn_cells=cnn_cells, cnn_nodes=cnn_nodes, seq_cells=seq_cells,
-                    seq_nodes=seq_nodes, channels=channels, seq_hidden=seq_hidden,
+                    seq_nodes=seq_nodes, channels=channels, stem_stride=stem_stride, seq_hidden=seq_hidden,
                     partial_channels=partial_channels, n_classes=len(data.classes),
                     input_shape=data.x["search"].shape[2:])
 config = SearchConfig(epochs=epochs, batch_size=batch_size, order=order, warmup_epochs=warmup_epochs,
-                      seed=seed, device=device, recompute_edges=recompute_edges)
+                      seed=seed, device=device, recompute_edges=recompute_edges, precision=precision)
 cost = estimate_cost(space, min(batch_size, len(data.y["search"]) // 2), device, order,
-                     n_search=len(data.y["search"]), epochs=epochs, recompute_edges=recompute_edges, repeats=2)
+                     n_search=len(data.y["search"]), epochs=epochs, recompute_edges=recompute_edges,
+                     precision=precision, repeats=2)
 print(format_cost(cost))
 """),
     ("md", """
@@ -262,6 +269,12 @@ end, with those weights, reporting
 - **UA** (unweighted accuracy): the mean of the per-class recalls, so every
   emotion counts the same however rare;
 - **WA** (weighted accuracy): the share of utterances classified correctly.
+
+**Augmentation** (off by default, not in the paper) fights over-fitting on
+small corpora: EmoDB gives about 270 training utterances per fold. Each batch
+can be rolled along time (`time_shift`: where speech sits in the 8 s window
+says nothing about emotion), have bands blanked (`freq_masks`, `time_masks`:
+SpecAugment) and be blended pairwise with its labels (`mixup`).
 """),
     ("code", """
 # Parameters (papermill overrides these)
@@ -269,6 +282,7 @@ corpus = "emodb"
 data_root = None
 feature_dir = "results/features"
 feature_config = {}
+normalization = "train"     # "train" (paper) or "speaker" (as in the search of a genome)
 fold = 0
 model = "genome"            # genome, or a baseline: cnn, cnn_lstm, cnn_lstm_att
 search_dir = "results/runs/emodb/emodarts/fold0-seed0/search"
@@ -280,9 +294,17 @@ lr_min = 0.001
 train_roles = ["train"]     # paper: the 30 % "train" split; ["search", "train"]: all non-val data
 class_weights = False
 patience = None             # early stopping on val UA (None: off)
+optimizer = "sgd"           # sgd (paper) or adam
+label_smoothing = 0.0
+time_shift = 0              # augmentation: roll maps along time by up to this many columns
+freq_masks = 0              # augmentation: SpecAugment bands per map (rows, then columns)
+time_masks = 0
+mask_width = 12
+mixup = 0.0                 # augmentation: Beta(mixup, mixup) blending of pairs (0: off)
 cnn_cells = 4
 seq_cells = 2
 channels = 16
+stem_stride = 1             # must match the search's stem_stride for a genome
 seq_hidden = 64
 dropout = 0.3
 drop_path = 0.0
@@ -302,12 +324,14 @@ from emokit.pipeline import prepare_fold, retrain_fold
 from emokit.train import TrainConfig
 """),
     ("code", """
-data = prepare_fold(corpus, fold, data_root, feature_config, feature_dir)
+data = prepare_fold(corpus, fold, data_root, feature_config, feature_dir, normalization=normalization)
 print(f"fold {fold}: test speakers {data.fold.test_speakers}; rows per role", {r: len(y) for r, y in data.y.items()})
 config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, lr_min=lr_min, train_roles=tuple(train_roles),
-                     class_weights=class_weights, patience=patience, seed=seed, device=device)
-architecture = dict(cnn_cells=cnn_cells, seq_cells=seq_cells, channels=channels, seq_hidden=seq_hidden,
-                    dropout=dropout, drop_path=drop_path)
+                     class_weights=class_weights, patience=patience, optimizer=optimizer,
+                     label_smoothing=label_smoothing, time_shift=time_shift, freq_masks=freq_masks,
+                     time_masks=time_masks, mask_width=mask_width, mixup=mixup, seed=seed, device=device)
+architecture = dict(cnn_cells=cnn_cells, seq_cells=seq_cells, channels=channels, stem_stride=stem_stride,
+                    seq_hidden=seq_hidden, dropout=dropout, drop_path=drop_path)
 """),
     ("md", "## Training, with live curves (loss and validation UA every epoch)"),
     ("code", """

@@ -113,7 +113,8 @@ def tiny_layout() -> tuple[np.ndarray, list[str], list[str]]:
     return np.array(labels), speakers, roles
 
 
-def make_fold_data(features: np.ndarray, labels, speakers, roles, paths=None, classes=TINY_CLASSES):
+def make_fold_data(features: np.ndarray, labels, speakers, roles, paths=None, classes=TINY_CLASSES,
+                   normalization="train"):
     """A FoldData from hand-made arrays: features (n, 1, rows, columns), labels as class indices."""
     import pandas as pd
 
@@ -129,7 +130,7 @@ def make_fold_data(features: np.ndarray, labels, speakers, roles, paths=None, cl
     test_speakers = tuple(sorted({s for s, r in zip(speakers, roles) if r == "test"}))
     fold = Fold(index=0, test_speakers=test_speakers, roles=pd.Series(roles, index=manifest.index, name="role"),
                 row_speakers=pd.Series(speakers, index=manifest.index))
-    return fold_data(features, manifest, fold, classes)
+    return fold_data(features, manifest, fold, classes, normalization)
 
 
 @pytest.fixture(scope="session")

@@ -75,6 +75,39 @@ def test_predict_missing_file_and_single_path(tiny_run, audio_files, tmp_path):
     assert len(single) == 1 and single["error"].iloc[0] is None
 
 
+def test_speaker_normalised_run_predicts_each_speaker_with_their_own_statistics(tiny_fold_factory, tmp_path):
+    import pandas as pd
+    import torch
+
+    from conftest import make_fold_data, tiny_layout
+    from emokit.features import Normalizer, speaker_standardize
+    from emokit.train import load_trained, predict_logits
+
+    labels, speakers, roles = tiny_layout()
+    paths = [str(write_tone(tmp_path / f"u{i:02d}.wav", 220 * (k + 1) * (1 + 0.1 * int(s[1])), seed=i))
+             for i, (k, s) in enumerate(zip(labels, speakers))]
+    features, _ = extract(pd.DataFrame({"path": paths}), FEATURES, cache_dir=None, n_jobs=1, progress=False)
+    data = make_fold_data(features, labels, speakers, roles, paths=paths, normalization="speaker")
+    run_dir = tmp_path / "run"
+    train_model("cnn", data, run_dir, FAST, model_kwargs={"input_shape": FEATURES.shape}, feature_config=FEATURES,
+                progress=False)
+
+    new = paths[:8] + paths[-8:]  # two speakers, 8 files each
+    keys = ["a"] * 8 + ["b"] * 8
+    table = predict(run_dir, new, speakers=keys)
+    model, config = load_trained(run_dir)
+    assert config["normalization"] == "speaker"
+    chosen = np.concatenate([features[:8], features[-8:]])
+    expected = Normalizer.from_dict(config["normalizer"])(speaker_standardize(chosen, keys))
+    probabilities = torch.softmax(predict_logits(model, expected), 1).numpy()
+    np.testing.assert_allclose(table[[c for c in table.columns if c.startswith("p_")]].to_numpy(), probabilities,
+                               rtol=1e-4, atol=1e-5)
+    with pytest.warns(UserWarning, match="fewer than 5"):
+        predict(run_dir, new[:2])
+    with pytest.raises(ValueError, match="one speaker key per file"):
+        predict(run_dir, new, speakers=["a"])
+
+
 def test_predict_needs_a_feature_config(tiny_fold_data, tmp_path):
     run_dir = tmp_path / "no_features"
     train_model("cnn", tiny_fold_data, run_dir, TrainConfig(epochs=1, batch_size=8, device="cpu", num_threads=1),

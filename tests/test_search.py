@@ -54,21 +54,25 @@ def test_scopes_follow_table_6():
     assert SearchSpace().reduction_cells == (1, 2)
 
 
-def test_skipping_none_changes_neither_output_nor_alpha_gradient():
+@pytest.mark.parametrize("stride", [1, 2])
+def test_skipping_none_and_sharing_relu_change_neither_outputs_nor_gradients(stride):
     torch.manual_seed(0)
-    fast = MixedOp(CNN_SCOPE, lambda n: CNN_OPS.get(n)(4, 1, False), skip_none=True)
-    plain = MixedOp(CNN_SCOPE, lambda n: CNN_OPS.get(n)(4, 1, False), skip_none=False)
+    build = lambda n: CNN_OPS.get(n)(4, stride, False)
+    fast = MixedOp(CNN_SCOPE, build, stride=stride, skip_none=True, share_relu=True)
+    plain = MixedOp(CNN_SCOPE, build, stride=stride, skip_none=False, share_relu=False)
     plain.load_state_dict(fast.state_dict())
-    x = torch.randn(2, 4, 8, 8)
-    grads = []
+    assert len(fast.tails) == (5 if stride == 1 else 6)  # five conv ops (+ the factorised reduce of skip_connect)
+    x0 = torch.randn(2, 4, 8, 8)
+    results = []
     for op in (fast, plain):
+        x = x0.clone().requires_grad_(True)
         alpha = torch.randn(len(CNN_SCOPE), requires_grad=True)
         alpha.data = torch.arange(len(CNN_SCOPE), dtype=torch.float) / 10
         out = op(x, torch.softmax(alpha, 0))
         out.square().sum().backward()
-        grads.append((out.detach(), alpha.grad))
-    torch.testing.assert_close(grads[0][0], grads[1][0])
-    torch.testing.assert_close(grads[0][1], grads[1][1])
+        results.append((out.detach(), alpha.grad, x.grad, [p.grad for p in op.parameters()]))
+    for fast_value, plain_value in zip(*results):
+        torch.testing.assert_close(fast_value, plain_value)
 
 
 def test_supernet_outputs_logits_and_never_mixes_utterances():
@@ -82,6 +86,22 @@ def test_supernet_outputs_logits_and_never_mixes_utterances():
     out2 = net(changed)
     torch.testing.assert_close(out[[0, 1, 3]], out2[[0, 1, 3]])
     assert not torch.allclose(out[2], out2[2])
+
+
+def test_strided_stem_halves_the_maps_of_supernet_and_genome_net():
+    import dataclasses
+
+    from emokit.models import GenomeNet
+
+    space = dataclasses.replace(TINY, stem_stride=2)
+    net = Supernet(space)
+    x = torch.randn(3, 1, 16, 16)
+    assert net.stem(x).shape[2:] == (8, 8) and net(x).shape == (3, 4)
+    genome = Supernet(TINY).genome()
+    genome_net = GenomeNet(genome, cnn_cells=2, seq_cells=1, channels=4, seq_hidden=8, freq_bins=2, stem_stride=2)
+    assert genome_net.stem(x).shape[2:] == (8, 8) and genome_net(x).shape == (3, 4)
+    with pytest.raises(ValueError, match="stem_stride"):
+        Supernet(dataclasses.replace(TINY, stem_stride=3))
 
 
 def test_alphas_start_small_and_seeded():
@@ -123,10 +143,10 @@ def test_genome_round_trips_through_json_and_reports_collapse():
         Genome(normal=((("skip_connect", 5),),), reduce=(), seq=())
 
 
-@pytest.mark.parametrize("order", ["first", "second"])
-def test_tiny_search_moves_the_alphas_and_writes_its_run_folder(tmp_path, order):
+@pytest.mark.parametrize("order,precision", [("first", "fp32"), ("second", "fp32"), ("first", "bf16")])
+def test_tiny_search_moves_the_alphas_and_writes_its_run_folder(tmp_path, order, precision):
     x, y = tiny_data()
-    config = SearchConfig(epochs=2, batch_size=8, order=order, seed=1)
+    config = SearchConfig(epochs=2, batch_size=8, order=order, seed=1, precision=precision)
     records = []
     result = run_search(x, y, tmp_path, TINY, config, callback=records.append, progress=False)
     assert [r["epoch"] for r in records] == [0, 1]

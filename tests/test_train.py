@@ -71,9 +71,14 @@ class Interrupt(Exception):
     pass
 
 
-def test_interrupted_run_resumes_exactly(tiny_fold_data, tmp_path):
+AUGMENTED = dict(optimizer="adam", lr=0.01, time_shift=4, freq_masks=1, time_masks=1, mask_width=3, mixup=0.4,
+                 label_smoothing=0.1)
+
+
+@pytest.mark.parametrize("options", [{}, AUGMENTED], ids=["sgd", "adam-augmented"])
+def test_interrupted_run_resumes_exactly(options, tiny_fold_data, tmp_path):
     genome, kwargs = SETUPS["genome"]  # dropout + BatchNorm + LSTM: the RNG and buffers must be restored
-    config = dataclasses.replace(FAST, epochs=3)
+    config = dataclasses.replace(FAST, epochs=3, **options)
     run = dict(genome=genome, model_kwargs=kwargs, progress=False)
     whole = train_model("genome", tiny_fold_data, tmp_path / "whole", config, **run)
 

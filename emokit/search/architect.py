@@ -9,14 +9,40 @@ Hessian-vector product).
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import torch
 from torch import nn
 
 
+@contextlib.contextmanager
+def frozen(parameters):
+    """Parameters that need no gradient for a while: autograd then stores
+    nothing for them (e.g. no conv inputs while only alphas are differentiated)."""
+    parameters = [p for p in parameters if p.requires_grad]
+    for p in parameters:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in parameters:
+            p.requires_grad_(True)
+
+
+def precision_context(device: torch.device, precision: str):
+    """``"fp32"``: nothing; ``"bf16"``: autocast to bfloat16 (half the stored
+    activations; convolutions run in bf16, their weights stay fp32)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+PRECISIONS = ("fp32", "bf16")
+
+
 def loss_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return nn.functional.cross_entropy(model(x), y)
+    return nn.functional.cross_entropy(model(x).float(), y)
 
 
 class Architect:
@@ -42,10 +68,12 @@ class Architect:
         self.optimizer.zero_grad(set_to_none=True)
         alphas = self.model.arch_parameters()
         if self.order == "first":
-            logits = self.model(x_a)
-            loss = nn.functional.cross_entropy(logits, y_a)
-            # Only alpha gradients: skips the weight-gradient kernels.
-            grads = torch.autograd.grad(loss, alphas)
+            # Only alpha gradients: with the weights frozen, the forward pass
+            # stores no conv inputs and the backward runs no weight kernels.
+            with frozen(self.model.weight_parameters()):
+                logits = self.model(x_a).float()
+                loss = nn.functional.cross_entropy(logits, y_a)
+                grads = torch.autograd.grad(loss, alphas)
         else:
             loss, logits, grads = self._unrolled(x_w, y_w, x_a, y_a, xi, w_optimizer)
         for a, g in zip(alphas, grads):
@@ -72,7 +100,7 @@ class Architect:
                 va.copy_(a)
             for b, vb in zip(self.model.buffers(), virtual.buffers()):
                 vb.copy_(b)
-        logits = virtual(x_a)
+        logits = virtual(x_a).float()
         loss = nn.functional.cross_entropy(logits, y_a)
         v_alphas = virtual.arch_parameters()
         v_grads = torch.autograd.grad(loss, v_alphas + v_weights, allow_unused=True)
@@ -100,22 +128,21 @@ class Architect:
         return [(p - m) / (2 * eps) for p, m in zip(plus, minus)]
 
 
-def search_step(model, w_optimizer, architect, x_w, y_w, x_a, y_a, lr: float, grad_clip: float):
+def search_step(model, w_optimizer, architect, x_w, y_w, x_a, y_a, lr: float, grad_clip: float,
+                precision: str = "fp32"):
     """One DARTS step: alphas on the alpha half, then weights on the weight
     half. Returns (weight loss, weight logits, alpha loss, alpha logits);
-    ``architect=None`` skips the alpha update (warm-up epochs)."""
+    ``architect=None`` skips the alpha update (warm-up epochs).
+    ``precision``: "fp32" or "bf16" (see :func:`precision_context`)."""
     a_loss = a_logits = None
-    if architect is not None:
-        a_loss, a_logits = architect.step(x_w, y_w, x_a, y_a, xi=lr, w_optimizer=w_optimizer)
-    alphas = model.arch_parameters()
-    for a in alphas:  # the weight step needs no alpha gradients
-        a.requires_grad_(False)
-    w_optimizer.zero_grad(set_to_none=True)
-    logits = model(x_w)
-    loss = nn.functional.cross_entropy(logits, y_w)
-    loss.backward()
+    with precision_context(x_w.device, precision):
+        if architect is not None:
+            a_loss, a_logits = architect.step(x_w, y_w, x_a, y_a, xi=lr, w_optimizer=w_optimizer)
+        w_optimizer.zero_grad(set_to_none=True)
+        with frozen(model.arch_parameters()):  # the weight step needs no alpha gradients
+            logits = model(x_w)
+            loss = nn.functional.cross_entropy(logits.float(), y_w)
+            loss.backward()
     nn.utils.clip_grad_norm_(model.weight_parameters(), grad_clip)
     w_optimizer.step()
-    for a in alphas:
-        a.requires_grad_(True)
-    return loss.detach(), logits.detach(), a_loss, a_logits
+    return loss.detach(), logits.detach().float(), a_loss, a_logits

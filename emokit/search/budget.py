@@ -8,7 +8,7 @@ import time
 
 import torch
 
-from emokit.search.architect import Architect, search_step
+from emokit.search.architect import Architect, precision_context, search_step
 from emokit.search.supernet import SearchSpace, Supernet, count_parameters
 from emokit.utils import resolve_device
 
@@ -17,8 +17,9 @@ class PeakMemory:
     """Peak memory of a block of code, in bytes.
 
     CUDA: ``torch.cuda.max_memory_allocated``. CPU: the process's peak
-    resident set (Linux VmHWM, reset through /proc/self/clear_refs) minus the
-    resident set before the block; None where the OS offers no reset.
+    resident set during the block (Linux VmHWM, reset through
+    /proc/self/clear_refs; it includes the libraries and the model); None
+    where the OS offers no reset.
     """
 
     def __init__(self, device: torch.device):
@@ -63,7 +64,7 @@ def _reset_hwm() -> int | None:
 def estimate_cost(space: SearchSpace, batch_size: int, device="auto", order: str = "first",
                   n_search: int | None = None, epochs: int | None = None, alpha_fraction: float = 0.5,
                   channels_last: bool = True, repeats: int = 1, skip_none: bool = True,
-                  recompute_edges: bool = False) -> dict:
+                  recompute_edges: bool = False, share_relu: bool = True, precision: str = "fp32") -> dict:
     """Measure one search step of ``space`` at ``batch_size`` on random data.
 
     Returns
@@ -75,7 +76,7 @@ def estimate_cost(space: SearchSpace, batch_size: int, device="auto", order: str
     ``epochs`` are given.
     """
     device = resolve_device(device)
-    model = Supernet(space, skip_none=skip_none, recompute_edges=recompute_edges).to(device)
+    model = Supernet(space, skip_none=skip_none, recompute_edges=recompute_edges, share_relu=share_relu).to(device)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     w_opt = torch.optim.SGD(model.weight_parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4)
@@ -88,24 +89,24 @@ def estimate_cost(space: SearchSpace, batch_size: int, device="auto", order: str
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    search_step(model, w_opt, architect, x, y, x, y, 0.025, 5.0)  # warm-up: kernel selection, allocations
+    search_step(model, w_opt, architect, x, y, x, y, 0.025, 5.0, precision)  # warm-up: kernel selection, allocations
     times = []
     with PeakMemory(device) as memory:
         for _ in range(repeats):
             sync()
             start = time.perf_counter()
-            search_step(model, w_opt, architect, x, y, x, y, 0.025, 5.0)
+            search_step(model, w_opt, architect, x, y, x, y, 0.025, 5.0, precision)
             sync()
             times.append(time.perf_counter() - start)
     model.eval()
-    with torch.no_grad():
+    with torch.no_grad(), precision_context(device, precision):
         sync()
         start = time.perf_counter()
         model(x)
         sync()
         forward = time.perf_counter() - start
     step = sorted(times)[len(times) // 2]
-    out = {"device": str(device), "batch_size": batch_size, "order": order,
+    out = {"device": str(device), "batch_size": batch_size, "order": order, "precision": precision,
            "parameters": count_parameters(model), "step_seconds": step, "forward_seconds": forward,
            "samples_per_second": batch_size / step, "peak_memory_bytes": memory.peak}
     if n_search is not None:

@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from emokit.search.genotype import CellGenes
-from emokit.search.ops import CNN_OPS, SEQ_OPS, FactorizedReduce, ReLUConvBN
+from emokit.search.ops import CNN_OPS, SEQ_OPS, FactorizedReduce, ReLUConvBN, after_leading_relu
 
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
@@ -28,23 +28,42 @@ class MixedOp(nn.Module):
     (``skip_none``): same output and the same alpha gradients (its weight
     still enters the softmax), less work. ``partial > 1`` is PC-DARTS: only
     ``1/partial`` of the channels go through the ops, the rest bypass them
-    and the channels are shuffled.
+    and the channels are shuffled. ``share_relu``: the ops that start with a
+    ReLU (every conv op) share one ``relu(x)`` -- same output and gradients,
+    one stored activation instead of five.
     """
 
-    def __init__(self, ops: tuple[str, ...], build, partial: int = 1, stride: int = 1, skip_none: bool = True):
+    def __init__(self, ops: tuple[str, ...], build, partial: int = 1, stride: int = 1, skip_none: bool = True,
+                 share_relu: bool = False):
         super().__init__()
         self.op_names = ops
         self.ops = nn.ModuleList(build(name) for name in ops)
         self.active = [i for i, name in enumerate(ops) if not (skip_none and name == "none")]
         self.partial = partial
         self.stride = stride
+        # Plain lists, not modules: the layers stay registered once, under ops.
+        self.tails = {i: after_leading_relu(self.ops[i]) for i in self.active} if share_relu else {}
+        self.tails = {i: t for i, t in self.tails.items() if t is not None}
+
+    def _weighted_sum(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        relu = torch.relu(x) if self.tails else None
+        total = 0
+        for i in self.active:
+            if i in self.tails:
+                out = relu
+                for layer in self.tails[i]:
+                    out = layer(out)
+            else:
+                out = self.ops[i](x)
+            total = total + weights[i] * out
+        return total
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         if self.partial == 1:
-            return sum(weights[i] * self.ops[i](x) for i in self.active)
+            return self._weighted_sum(x, weights)
         c = x.shape[1] // self.partial
         through, bypass = x[:, :c], x[:, c:]
-        out = sum(weights[i] * self.ops[i](through) for i in self.active)
+        out = self._weighted_sum(through, weights)
         if self.stride == 2:
             bypass = nn.functional.max_pool2d(bypass, 2, 2, ceil_mode=True)
         return channel_shuffle(torch.cat([out, bypass], dim=1), self.partial)
@@ -62,7 +81,8 @@ class CNNCellBase(nn.Module):
 
 
 class SearchCNNCell(CNNCellBase):
-    def __init__(self, ops, n_nodes, c_pp, c_p, c, reduction, reduction_prev, partial=1, skip_none=True):
+    def __init__(self, ops, n_nodes, c_pp, c_p, c, reduction, reduction_prev, partial=1, skip_none=True,
+                 share_relu=True):
         super().__init__(c_pp, c_p, c, reduction_prev, affine=False)
         self.reduction = reduction
         self.n_nodes = n_nodes
@@ -71,7 +91,7 @@ class SearchCNNCell(CNNCellBase):
             for i in range(2 + j):
                 stride = 2 if reduction and i < 2 else 1
                 self.edges.append(MixedOp(ops, lambda name, s=stride: CNN_OPS.get(name)(c // partial, s, False),
-                                          partial, stride, skip_none))
+                                          partial, stride, skip_none, share_relu))
 
     def forward(self, s0, s1, weights, recompute: bool = False):
         """``recompute``: keep only each edge's input and output for the

@@ -37,6 +37,8 @@ class SearchSpace:
     seq_cells, seq_nodes : SeqNN cells and nodes per cell.
     channels : initial channels C of the first cell (DARTS' C_init).
     stem_multiplier : the stem has ``stem_multiplier * channels`` channels.
+    stem_stride : 1 (DARTS, the paper) or 2: the stem halves rows and columns,
+        so every cell costs a quarter (not in the paper; used by the quick preset).
     seq_hidden : width d of the SeqNN component.
     freq_bins : frequency bands the bridge keeps per time step.
     n_classes : output classes.
@@ -55,6 +57,7 @@ class SearchSpace:
     seq_nodes: int = 3
     channels: int = 8
     stem_multiplier: int = 3
+    stem_stride: int = 1
     seq_hidden: int = 64
     freq_bins: int = 4
     n_classes: int = 4
@@ -120,8 +123,11 @@ class Bridge(nn.Module):
         return self.norm(self.proj(x))
 
 
-def cnn_stem(channels_out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(1, channels_out, 3, padding=1, bias=False), nn.BatchNorm2d(channels_out))
+def cnn_stem(channels_out: int, stride: int = 1) -> nn.Sequential:
+    if stride not in (1, 2):
+        raise ValueError(f"stem_stride must be 1 or 2, got {stride}")
+    return nn.Sequential(nn.Conv2d(1, channels_out, 3, stride=stride, padding=1, bias=False),
+                         nn.BatchNorm2d(channels_out))
 
 
 class Supernet(nn.Module):
@@ -132,7 +138,8 @@ class Supernet(nn.Module):
     (``weight_parameters``) are optimised separately (bilevel DARTS).
     """
 
-    def __init__(self, space: SearchSpace = SearchSpace(), skip_none: bool = True, recompute_edges: bool = False):
+    def __init__(self, space: SearchSpace = SearchSpace(), skip_none: bool = True, recompute_edges: bool = False,
+                 share_relu: bool = True):
         super().__init__()
         self.space = space
         # Recompute each CNN edge's inside during backward instead of storing
@@ -140,7 +147,7 @@ class Supernet(nn.Module):
         self.recompute_edges = recompute_edges
         c = space.channels
         c_stem = space.stem_multiplier * c
-        self.stem = cnn_stem(c_stem)
+        self.stem = cnn_stem(c_stem, space.stem_stride)
         c_pp, c_p, c_cur = c_stem, c_stem, c
         self.cnn_cells = nn.ModuleList()
         reduction_prev = False
@@ -149,7 +156,7 @@ class Supernet(nn.Module):
             if reduction:
                 c_cur *= 2
             self.cnn_cells.append(SearchCNNCell(space.cnn_ops, space.cnn_nodes, c_pp, c_p, c_cur, reduction,
-                                                reduction_prev, space.partial_channels, skip_none))
+                                                reduction_prev, space.partial_channels, skip_none, share_relu))
             reduction_prev = reduction
             c_pp, c_p = c_p, c_cur * space.cnn_nodes
         self.bridge = Bridge(c_p, space.freq_bins, space.seq_hidden)
