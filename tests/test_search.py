@@ -30,6 +30,35 @@ def test_every_cnn_op_keeps_or_halves_the_map():
         assert CNN_OPS.get(name)(8, 2, True)(x).shape == (2, 8, 8, 8), name
 
 
+@pytest.mark.parametrize("name", ["max_pool_3x3", "avg_pool_3x3", "sep_conv_3x3"])
+def test_few_channel_detour_through_nchw_changes_nothing_but_speed(name):
+    torch.manual_seed(0)
+    op = CNN_OPS.get(name)(2, 1, False)
+    x0 = torch.randn(3, 2, 9, 9)
+    results = []
+    for layout in (torch.contiguous_format, torch.channels_last):
+        x = x0.clone(memory_format=layout).requires_grad_(True)
+        out = op.to(memory_format=layout)(x)
+        out.square().sum().backward()
+        assert out.is_contiguous(memory_format=layout)  # the layout is kept for the next op
+        results.append((out.detach(), x.grad))
+    for nchw, channels_last in zip(*results):
+        torch.testing.assert_close(nchw, channels_last)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_max_pool_keeping_its_input_matches_torchs(stride):
+    from emokit.search.ops import MaxPool3x3
+
+    x = torch.randn(2, 3, 9, 9, dtype=torch.float64, requires_grad=True)
+    ours = MaxPool3x3(stride)(x)
+    reference = torch.nn.functional.max_pool2d(x, 3, stride, 1)
+    torch.testing.assert_close(ours, reference)
+    grad = torch.randn_like(ours)
+    torch.testing.assert_close(torch.autograd.grad(ours, x, grad)[0], torch.autograd.grad(reference, x, grad)[0])
+    assert torch.autograd.gradcheck(lambda t: MaxPool3x3(stride)(t), (x,))
+
+
 def test_every_seq_op_keeps_the_sequence_shape():
     x = torch.randn(3, 5, 8)
     for name in SEQ_SCOPES["emodarts"]:

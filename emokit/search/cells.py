@@ -63,6 +63,8 @@ class MixedOp(nn.Module):
             return self._weighted_sum(x, weights)
         c = x.shape[1] // self.partial
         through, bypass = x[:, :c], x[:, c:]
+        if x.is_contiguous(memory_format=torch.channels_last):  # a dense map, not a strided slice, for the ops
+            through = through.contiguous(memory_format=torch.channels_last)
         out = self._weighted_sum(through, weights)
         if self.stride == 2:
             bypass = nn.functional.max_pool2d(bypass, 2, 2, ceil_mode=True)

@@ -18,12 +18,34 @@ SEQ_OPS: Registry = Registry("SeqNN op")
 
 
 # --- CNN building blocks (as in DARTS) ------------------------------------
+FEW_CHANNELS = 2  # at most this many channels: BatchNorm and pooling run in NCHW
+
+
+def _few_channels_last(x: torch.Tensor) -> bool:
+    """PyTorch's channels-last CPU kernels for BatchNorm and pooling vectorise
+    over channels: with 2 channels (PC-DARTS' first cell) they are 3-7x slower
+    than on NCHW (measured, torch 2.13), while convolutions are faster in
+    channels-last at every width. Such maps take a detour through NCHW."""
+    return (x.device.type == "cpu" and x.dim() == 4 and x.shape[1] <= FEW_CHANNELS
+            and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last))
+
+
+class BatchNorm(nn.BatchNorm2d):
+    """``nn.BatchNorm2d`` (same parameters and state) that runs maps of few
+    channels in NCHW on the CPU."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if _few_channels_last(x):
+            return super().forward(x.contiguous()).contiguous(memory_format=torch.channels_last)
+        return super().forward(x)
+
+
 class ReLUConvBN(nn.Sequential):
     def __init__(self, c_in, c_out, kernel, stride, padding, affine=True):
         super().__init__(
             nn.ReLU(inplace=False),
             nn.Conv2d(c_in, c_out, kernel, stride, padding, bias=False),
-            nn.BatchNorm2d(c_out, affine=affine),
+            BatchNorm(c_out, affine=affine),
         )
 
 
@@ -35,7 +57,7 @@ class DilConv(nn.Sequential):
             nn.ReLU(inplace=False),
             nn.Conv2d(c_in, c_in, kernel, stride, padding, dilation=dilation, groups=c_in, bias=False),
             nn.Conv2d(c_in, c_out, 1, bias=False),
-            nn.BatchNorm2d(c_out, affine=affine),
+            BatchNorm(c_out, affine=affine),
         )
 
 
@@ -63,7 +85,7 @@ class FactorizedReduce(nn.Module):
         self.relu = nn.ReLU(inplace=False)
         self.conv1 = nn.Conv2d(c_in, c_out // 2, 1, bias=False)
         self.conv2 = nn.Conv2d(c_in, c_out - c_out // 2, 1, bias=False)
-        self.bn = nn.BatchNorm2d(c_out, affine=affine)
+        self.bn = BatchNorm(c_out, affine=affine)
 
     def forward(self, x):
         return self.after_relu(self.relu(x))
@@ -88,10 +110,47 @@ class Zero(nn.Module):
         return x[:, :, :: self.stride, :: self.stride].mul(0.0)
 
 
+class _MaxPoolKeepingInput(torch.autograd.Function):
+    """3x3 max pooling that stores its input for the backward pass instead of
+    int64 argmax indices: the input is a cell state other ops keep anyway,
+    while the indices would cost 8 bytes per output value (about 450 MiB in
+    the paper's supernet at batch 16). The backward recomputes the pooling."""
+
+    @staticmethod
+    def forward(ctx, x, stride):
+        ctx.save_for_backward(x)
+        ctx.stride = stride
+        return nn.functional.max_pool2d(x, 3, stride, 1)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        with torch.enable_grad():
+            x = x.detach().requires_grad_(True)
+            out = nn.functional.max_pool2d(x, 3, ctx.stride, 1)
+        return torch.autograd.grad(out, x, grad)[0], None
+
+
+class MaxPool3x3(nn.Module):
+    def __init__(self, stride):
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x):
+        if torch.is_grad_enabled() and x.requires_grad:
+            return _MaxPoolKeepingInput.apply(x, self.stride)
+        return nn.functional.max_pool2d(x, 3, self.stride, 1)
+
+
 class PoolBN(nn.Sequential):
     def __init__(self, kind, c, stride, affine):
-        pool = nn.MaxPool2d(3, stride, 1) if kind == "max" else nn.AvgPool2d(3, stride, 1, count_include_pad=False)
-        super().__init__(pool, nn.BatchNorm2d(c, affine=affine))
+        pool = MaxPool3x3(stride) if kind == "max" else nn.AvgPool2d(3, stride, 1, count_include_pad=False)
+        super().__init__(pool, BatchNorm(c, affine=affine))
+
+    def forward(self, x):
+        if _few_channels_last(x):  # pool and normalise in NCHW, one detour for both
+            return super().forward(x.contiguous()).contiguous(memory_format=torch.channels_last)
+        return super().forward(x)
 
 
 class Conv7x1_1x7(nn.Sequential):
@@ -102,7 +161,7 @@ class Conv7x1_1x7(nn.Sequential):
             nn.ReLU(inplace=False),
             nn.Conv2d(c, c, (1, 7), (1, stride), (0, 3), bias=False),
             nn.Conv2d(c, c, (7, 1), (stride, 1), (3, 0), bias=False),
-            nn.BatchNorm2d(c, affine=affine),
+            BatchNorm(c, affine=affine),
         )
 
 
