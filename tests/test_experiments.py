@@ -19,7 +19,10 @@ def test_presets_and_overrides():
     grid = make_grid("paper")
     assert grid.search["epochs"] == 300 and grid.retrain["epochs"] == 300 and grid.search["batch_size"] == 64
     assert (grid.search["cnn_cells"], grid.search["seq_cells"]) == (4, 2)
+    assert grid.normalization == "train" and grid.features == {}  # the paper's MFCC maps and normaliser
     quick = make_grid("quick", search={"epochs": 2}, folds=[0])
+    assert quick.normalization == "speaker" and quick.features["kind"] == "logmel"
+    assert make_grid("quick", normalization="train").normalization == "train"
     assert quick.search["epochs"] == 2 and quick.search["channels"] == PRESETS["quick"]["search"]["channels"]
     with pytest.raises(KeyError, match="quick"):
         make_grid("huge")
