@@ -73,7 +73,9 @@ def mixup(x: torch.Tensor, alpha: float, generator: torch.Generator) -> tuple[to
     perm = torch.randperm(x.shape[0], generator=generator)
     if alpha <= 0:
         return x, perm, 1.0
-    # Beta(a, a) from two Gamma draws, so that the explicit generator is used.
+    # Beta(a, a) from two Gamma draws, so that the explicit generator is used
+    # (torch's Beta distribution takes none; torch is pinned, so the private
+    # sampler stays put).
     g1, g2 = (torch._standard_gamma(torch.full((1,), float(alpha)), generator=generator) for _ in range(2))
     lam = float(g1 / (g1 + g2))
     lam = max(lam, 1.0 - lam)  # the first map dominates: its label stays the main one
