@@ -172,7 +172,8 @@ else:
     ("md", "## Scrub the alpha history\n\nMove the slider to replay how the architecture weights evolved."),
     ("code", """
 history, ops = load_alpha_history(run_dir)
-alpha_slider(history, ops)
+if live:  # a widget needs a live front end; under papermill (live=False) nbclient can wait forever on its messages
+    display(alpha_slider(history, ops))
 """),
     ("code", """
 alpha_evolution(history, ops, cell="seq" if "seq" in history else "normal")
