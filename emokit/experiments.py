@@ -53,10 +53,10 @@ PRESETS: dict[str, dict] = {
         "retrain": {"epochs": 60, "batch_size": 32, "cnn_cells": 3, "seq_cells": 1, "channels": 8,
                     "seq_hidden": 32, "stem_stride": 2, "train_roles": ["search", "train"],
                     "time_shift": 32, "mixup": 0.4},
-        # No quick cell runs more than a few minutes. papermill now and then
-        # waits forever on a kernel that has gone idle (nteract/papermill#711,
-        # seen here once in about 100 runs): the limit turns that into a
-        # failed run, which the next `emokit run` resumes from its checkpoints.
+        # No quick cell runs more than a few minutes. Should papermill wait
+        # forever on an idle kernel (nteract/papermill#711; seen here with a
+        # widget cell), the limit turns that into a failed run, which the
+        # next `emokit run` resumes from its checkpoints.
         "cell_timeout": 1800,
     },
 }
