@@ -5,13 +5,14 @@ each file into the map the network was trained on.
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from emokit.features import FeatureConfig, Normalizer, feature_map, load_audio
+from emokit.features import FeatureConfig, Normalizer, feature_map, load_audio, speaker_standardize
 from emokit.train import load_trained, predict_logits
 
 __all__ = ["predict"]
@@ -83,10 +84,7 @@ def predict(run_dir: str | Path, wav_paths: str | Path | Iterable[str | Path], d
 
 
 def _speaker_standardize(batch: np.ndarray, keys: list[str], run_dir) -> np.ndarray:
-    import warnings
-
-    from emokit.features import speaker_standardize
-
+    """Each speaker's maps standardised as in training, warning about speakers with few files."""
     counts = pd.Series(keys).value_counts()
     few = counts[counts < MIN_SPEAKER_FILES]
     if len(few):

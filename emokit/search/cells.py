@@ -42,8 +42,8 @@ class MixedOp(nn.Module):
         self.partial = partial
         self.stride = stride
         # Plain lists, not modules: the layers stay registered once, under ops.
-        self.tails = {i: after_leading_relu(self.ops[i]) for i in self.active} if share_relu else {}
-        self.tails = {i: t for i, t in self.tails.items() if t is not None}
+        tails = {i: after_leading_relu(self.ops[i]) for i in self.active} if share_relu else {}
+        self.tails = {i: t for i, t in tails.items() if t is not None}
 
     def _weighted_sum(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         relu = torch.relu(x) if self.tails else None
