@@ -39,7 +39,7 @@ from emokit.pipeline import FoldData
 from emokit.search.genotype import Genome
 from emokit.splits import speaker_keys
 from emokit.utils import (_json_default, atomic_torch_save, atomic_write_bytes, read_json, resolve_device,
-                          seed_everything, write_json)
+                          reuse_freed_memory, seed_everything, write_json)
 
 __all__ = ["TrainConfig", "train_model", "load_trained", "predict_logits", "check_no_test_speakers", "LOG_COLUMNS"]
 
@@ -229,6 +229,7 @@ def _fit(model_name, data, run_dir, config, genome, model_kwargs, description, r
     x_val, y_val = data.x["val"], data.y["val"]
     device = resolve_device(config.device)
     seed_everything(config.seed)
+    reuse_freed_memory()
     model = build_model(model_name, genome=genome, n_classes=len(classes), **model_kwargs).to(device)
     model = model.to(memory_format=torch.channels_last)  # NHWC: faster convolutions on CPU
     if device.type == "cuda" and x_train.nbytes < 2**31:  # saves a host->device copy per batch

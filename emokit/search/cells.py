@@ -13,11 +13,19 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from emokit.search.genotype import CellGenes
-from emokit.search.ops import CNN_OPS, SEQ_OPS, FactorizedReduce, ReLUConvBN, after_leading_relu
+from emokit.search.grouped_rnn import groupable, grouped_recurrence
+from emokit.search.ops import CNN_OPS, SEQ_OPS, FactorizedReduce, Recurrent, ReLUConvBN, after_leading_relu
 
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """PC-DARTS' channel shuffle, (N, C, H, W) -> (N, C, H, W), in the memory
+    format of ``x`` (a channels-last map stays channels-last: every later op
+    of a search runs several times slower on the other layout)."""
     n, c, h, w = x.shape
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        pixels = x.permute(0, 2, 3, 1)  # (N, H, W, C), contiguous
+        shuffled = pixels.view(n, h, w, groups, c // groups).transpose(3, 4).reshape(n, h, w, c)
+        return shuffled.permute(0, 3, 1, 2)
     return x.view(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
 
 
@@ -30,11 +38,13 @@ class MixedOp(nn.Module):
     ``1/partial`` of the channels go through the ops, the rest bypass them
     and the channels are shuffled. ``share_relu``: the ops that start with a
     ReLU (every conv op) share one ``relu(x)`` -- same output and gradients,
-    one stored activation instead of five.
+    one stored activation instead of five. ``group_rnns``: the tanh RNN ops
+    (all of which read ``x``) run as one batched recurrence
+    (:mod:`emokit.search.grouped_rnn`) -- same outputs and gradients.
     """
 
     def __init__(self, ops: tuple[str, ...], build, partial: int = 1, stride: int = 1, skip_none: bool = True,
-                 share_relu: bool = False):
+                 share_relu: bool = False, group_rnns: bool = False):
         super().__init__()
         self.op_names = ops
         self.ops = nn.ModuleList(build(name) for name in ops)
@@ -44,12 +54,19 @@ class MixedOp(nn.Module):
         # Plain lists, not modules: the layers stay registered once, under ops.
         tails = {i: after_leading_relu(self.ops[i]) for i in self.active} if share_relu else {}
         self.tails = {i: t for i, t in tails.items() if t is not None}
+        # Only the RNNs: PyTorch runs each of them step by step on the CPU, while
+        # its LSTM kernel (oneDNN) beat the grouped LSTM recurrence (measured).
+        self.rnn_group = [i for i in self.active if group_rnns and isinstance(self.ops[i], Recurrent)
+                          and isinstance(self.ops[i].rnn, nn.RNN) and groupable(self.ops[i].rnn)]
 
     def _weighted_sum(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         relu = torch.relu(x) if self.tails else None
+        grouped = dict(zip(self.rnn_group, grouped_recurrence(x, [self.ops[i].rnn for i in self.rnn_group])))
         total = 0
         for i in self.active:
-            if i in self.tails:
+            if i in grouped:
+                out = self.ops[i].attend(grouped[i])
+            elif i in self.tails:
                 out = relu
                 for layer in self.tails[i]:
                     out = layer(out)
@@ -62,7 +79,8 @@ class MixedOp(nn.Module):
         if self.partial == 1:
             return self._weighted_sum(x, weights)
         c = x.shape[1] // self.partial
-        through, bypass = x[:, :c], x[:, c:]
+        # split, not two slices: the backward of a slice zero-fills a tensor of the input's size.
+        through, bypass = torch.split(x, [c, x.shape[1] - c], dim=1)
         if x.is_contiguous(memory_format=torch.channels_last):  # a dense map, not a strided slice, for the ops
             through = through.contiguous(memory_format=torch.channels_last)
         out = self._weighted_sum(through, weights)
@@ -110,11 +128,11 @@ class SearchCNNCell(CNNCellBase):
 
 
 class SearchSeqCell(nn.Module):
-    def __init__(self, ops, n_nodes, d, skip_none=True):
+    def __init__(self, ops, n_nodes, d, skip_none=True, group_rnns=True):
         super().__init__()
         self.n_nodes = n_nodes
         self.edges = nn.ModuleList(
-            MixedOp(ops, lambda name: SEQ_OPS.get(name)(d), skip_none=skip_none)
+            MixedOp(ops, lambda name: SEQ_OPS.get(name)(d), skip_none=skip_none, group_rnns=group_rnns)
             for j in range(n_nodes) for _ in range(2 + j)
         )
 

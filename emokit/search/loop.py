@@ -23,7 +23,8 @@ from sklearn.model_selection import train_test_split
 from emokit.search.architect import PRECISIONS, Architect, search_step
 from emokit.search.genotype import Genome, collapse_report
 from emokit.search.supernet import SearchSpace, Supernet, count_parameters
-from emokit.utils import atomic_torch_save, atomic_write_bytes, read_json, resolve_device, seed_everything, write_json
+from emokit.utils import (atomic_torch_save, atomic_write_bytes, read_json, resolve_device, reuse_freed_memory,
+                          seed_everything, write_json)
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,7 @@ def run_search(
     write_json(space.to_dict(), run_dir / "search_space.json")
 
     seed_everything(config.seed)
+    reuse_freed_memory()
     device = resolve_device(config.device)
     model = Supernet(space, recompute_edges=config.recompute_edges).to(device)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format

@@ -210,7 +210,10 @@ class Recurrent(nn.Module):
             self.norm = nn.LayerNorm(d)
 
     def forward(self, x):
-        h, _ = self.rnn(x)
+        return self.attend(self.rnn(x)[0])
+
+    def attend(self, h):
+        """The part after the recurrence: (N, T, d) -> (N, T, d)."""
         if self.attention is not None:
             # Each utterance attends over its own time steps only.
             attended, _ = self.attention(h, h, h, need_weights=False)

@@ -139,7 +139,7 @@ class Supernet(nn.Module):
     """
 
     def __init__(self, space: SearchSpace = SearchSpace(), skip_none: bool = True, recompute_edges: bool = False,
-                 share_relu: bool = True):
+                 share_relu: bool = True, group_rnns: bool = True):
         super().__init__()
         self.space = space
         # Recompute each CNN edge's inside during backward instead of storing
@@ -161,7 +161,7 @@ class Supernet(nn.Module):
             c_pp, c_p = c_p, c_cur * space.cnn_nodes
         self.bridge = Bridge(c_p, space.freq_bins, space.seq_hidden)
         self.seq_cells = nn.ModuleList(
-            SearchSeqCell(space.seq_ops, space.seq_nodes, space.seq_hidden, skip_none) for _ in range(space.seq_cells)
+            SearchSeqCell(space.seq_ops, space.seq_nodes, space.seq_hidden, skip_none, group_rnns) for _ in range(space.seq_cells)
         )
         self.dropout = nn.Dropout(space.dropout)
         self.classifier = nn.Linear(space.seq_hidden, space.n_classes)
