@@ -243,3 +243,33 @@ def test_recomputing_edges_gives_the_same_gradients():
         grads.append([p.grad.clone() for p in net.arch_parameters()])
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("partial", [1, 2])
+@pytest.mark.parametrize("reduction", [False, True])
+def test_cell_state_by_state_matches_edge_by_edge(partial, reduction):
+    """The fast evaluation (edges grouped by the state they read, shared
+    parameter-free ops, one channel shuffle per node) against the plain sum
+    of edge outputs: outputs, all gradients and BatchNorm statistics."""
+    from emokit.search.cells import SearchCNNCell
+
+    torch.manual_seed(0)
+    fast = SearchCNNCell(CNN_SCOPE, 3, 8, 8, 4, reduction, False, partial).to(memory_format=torch.channels_last)
+    plain = SearchCNNCell(CNN_SCOPE, 3, 8, 8, 4, reduction, False, partial).to(memory_format=torch.channels_last)
+    plain.load_state_dict(fast.state_dict())
+    assert [CNN_SCOPE[i] for i in fast.shared_ops] == (["max_pool_3x3", "avg_pool_3x3"] if reduction
+                                                       else ["max_pool_3x3", "avg_pool_3x3", "skip_connect"])
+    inputs = [torch.randn(3, 8, 8, 8).contiguous(memory_format=torch.channels_last) for _ in range(2)]
+    alpha0 = torch.randn(n_edges(3), len(CNN_SCOPE))
+    results = []
+    for cell, run in ((fast, lambda s, w: cell._forward_by_source(s, w)),
+                      (plain, lambda s, w: plain._forward_by_edge(s, w))):
+        s0, s1 = (t.clone().requires_grad_(True) for t in inputs)
+        alpha = alpha0.clone().requires_grad_(True)
+        out = run([cell.pre0(s0), cell.pre1(s1)], torch.softmax(alpha, -1))
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        results.append([out.detach(), alpha.grad, s0.grad, s1.grad] + [p.grad for p in cell.parameters()]
+                       + list(cell.buffers()))
+    assert results[0][0].shape == (3, 12, 4 if reduction else 8, 4 if reduction else 8)
+    for a, b in zip(*results):  # the sums run in another order: float rounding differs
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)

@@ -8,13 +8,16 @@ the width ``d`` stays fixed along the sequence component).
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from emokit.search.genotype import CellGenes
 from emokit.search.grouped_rnn import groupable, grouped_recurrence
-from emokit.search.ops import CNN_OPS, SEQ_OPS, FactorizedReduce, Recurrent, ReLUConvBN, after_leading_relu
+from emokit.search.ops import (CNN_OPS, SEQ_OPS, FactorizedReduce, PoolBN, Recurrent, ReLUConvBN, after_leading_relu,
+                               recomputing)
 
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
@@ -59,34 +62,53 @@ class MixedOp(nn.Module):
         self.rnn_group = [i for i in self.active if group_rnns and isinstance(self.ops[i], Recurrent)
                           and isinstance(self.ops[i].rnn, nn.RNN) and groupable(self.ops[i].rnn)]
 
-    def _weighted_sum(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        relu = torch.relu(x) if self.tails else None
-        grouped = dict(zip(self.rnn_group, grouped_recurrence(x, [self.ops[i].rnn for i in self.rnn_group])))
-        total = 0
-        for i in self.active:
-            if i in grouped:
-                out = self.ops[i].attend(grouped[i])
-            elif i in self.tails:
-                out = relu
-                for layer in self.tails[i]:
-                    out = layer(out)
-            else:
-                out = self.ops[i](x)
-            total = total + weights[i] * out
-        return total
-
-    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``x`` -> (channels through the ops, bypassing channels or None).
+        PC-DARTS: the first ``1/partial`` of the channels go through; the rest
+        bypass the ops (max-pooled on strided edges)."""
         if self.partial == 1:
-            return self._weighted_sum(x, weights)
+            return x, None
         c = x.shape[1] // self.partial
         # split, not two slices: the backward of a slice zero-fills a tensor of the input's size.
         through, bypass = torch.split(x, [c, x.shape[1] - c], dim=1)
         if x.is_contiguous(memory_format=torch.channels_last):  # a dense map, not a strided slice, for the ops
             through = through.contiguous(memory_format=torch.channels_last)
-        out = self._weighted_sum(through, weights)
         if self.stride == 2:
             bypass = nn.functional.max_pool2d(bypass, 2, 2, ceil_mode=True)
-        return channel_shuffle(torch.cat([out, bypass], dim=1), self.partial)
+        return through, bypass
+
+    def op_output(self, i: int, x: torch.Tensor, relu: torch.Tensor | None = None) -> torch.Tensor:
+        """Op ``i`` applied to ``x``; ``relu`` = ``relu(x)`` for the ops that start with one."""
+        if i in self.tails:
+            out = relu if relu is not None else torch.relu(x)
+            for layer in self.tails[i]:
+                out = layer(out)
+            return out
+        return self.ops[i](x)
+
+    def weighted_sum(self, x: torch.Tensor, weights: torch.Tensor, total: torch.Tensor | None = None) -> torch.Tensor:
+        """``total + sum_o weights[o] * o(x)`` over the active ops."""
+        relu = torch.relu(x) if self.tails else None
+        grouped = dict(zip(self.rnn_group, grouped_recurrence(x, [self.ops[i].rnn for i in self.rnn_group])))
+        for i in self.active:
+            out = self.ops[i].attend(grouped[i]) if i in grouped else self.op_output(i, x, relu)
+            total = accumulate(total, weights[i], out)
+        return total
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        through, bypass = self.split(x)
+        out = self.weighted_sum(through, weights)
+        return out if bypass is None else channel_shuffle(torch.cat([out, bypass], dim=1), self.partial)
+
+
+def accumulate(total: torch.Tensor | None, weight: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``total + weight * out`` (``weight * out`` when ``total`` is None), in
+    place where the dtypes allow: one pass over the map instead of two."""
+    if total is None:
+        return out * weight
+    if total.dtype == out.dtype:
+        return total.addcmul_(weight, out)
+    return torch.addcmul(total, weight, out)
 
 
 class CNNCellBase(nn.Module):
@@ -112,18 +134,66 @@ class SearchCNNCell(CNNCellBase):
                 stride = 2 if reduction and i < 2 else 1
                 self.edges.append(MixedOp(ops, lambda name, s=stride: CNN_OPS.get(name)(c // partial, s, False),
                                           partial, stride, skip_none, share_relu))
+        # Parameter-free ops (pooling with affine-free BatchNorm, identity) give
+        # the same map on every edge that reads the same state.
+        self.shared_ops = [i for i, op in enumerate(self.edges[0].ops)
+                           if isinstance(op, (PoolBN, nn.Identity)) and not list(op.parameters())]
+
+    def edge_index(self, source: int, node: int) -> int:
+        """Index in ``edges`` (and in the alpha rows) of the edge state ``source`` -> node ``node``."""
+        return sum(2 + k for k in range(node)) + source
 
     def forward(self, s0, s1, weights, recompute: bool = False):
         """``recompute``: keep only each edge's input and output for the
         backward pass and recompute its inside (gradient checkpointing)."""
         states = [self.pre0(s0), self.pre1(s1)]
-        recompute = recompute and torch.is_grad_enabled()
+        if recompute and torch.is_grad_enabled():
+            return self._forward_by_edge(states, weights)
+        return self._forward_by_source(states, weights)
+
+    def _forward_by_edge(self, states, weights):
         offset = 0
         for _ in range(self.n_nodes):
-            outs = [checkpoint(self.edges[offset + i], h, weights[offset + i], use_reentrant=False) if recompute
-                    else self.edges[offset + i](h, weights[offset + i]) for i, h in enumerate(states)]
+            outs = [checkpoint(self.edges[offset + i], h, weights[offset + i], use_reentrant=False,
+                               context_fn=lambda: (contextlib.nullcontext(), recomputing()))
+                    for i, h in enumerate(states)]
             states.append(sum(outs))
             offset += len(states) - 1
+        return torch.cat(states[2:], dim=1)
+
+    def _forward_by_source(self, states, weights):
+        """Same sums as edge by edge, state by state: the edges reading one
+        state share its split, its ReLU and their parameter-free ops, and
+        PC-DARTS' concatenation and channel shuffle run once per node (they
+        are linear) instead of once per edge."""
+        mixed = [None] * self.n_nodes  # per node: sum of its edges' weighted op outputs
+        bypass = [None] * self.n_nodes  # per node, PC-DARTS: sum of its edges' bypassing channels
+        for source in range(self.n_nodes + 1):  # the last node feeds no other
+            nodes = range(max(0, source - 1), self.n_nodes)
+            edges = [(self.edges[k], weights[k]) for k in (self.edge_index(source, j) for j in nodes)]
+            first = edges[0][0]
+            through, passing = first.split(states[source])
+            relu = torch.relu(through) if first.tails else None
+            shared = {}
+            for j, (edge, w) in zip(nodes, edges):
+                for i in edge.active:
+                    if i in self.shared_ops:
+                        if i not in shared:
+                            shared[i] = first.op_output(i, through, relu)
+                        elif self.training:  # keep every edge's BatchNorm statistics as if it had run
+                            with torch.no_grad():
+                                for own, ran in zip(edge.ops[i].buffers(), first.ops[i].buffers()):
+                                    own.copy_(ran)
+                        out = shared[i]
+                    else:
+                        out = edge.op_output(i, through, relu)
+                    mixed[j] = accumulate(mixed[j], w[i], out)
+                if passing is not None:
+                    bypass[j] = passing if bypass[j] is None else bypass[j] + passing
+            if source >= 1:  # node source-1 has all its edges now
+                node = source - 1
+                states.append(mixed[node] if bypass[node] is None
+                              else channel_shuffle(torch.cat([mixed[node], bypass[node]], dim=1), first.partial))
         return torch.cat(states[2:], dim=1)
 
 

@@ -8,6 +8,9 @@ units per direction so that every op keeps the width ``d``.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
+
 import torch
 from torch import nn
 
@@ -30,13 +33,34 @@ def _few_channels_last(x: torch.Tensor) -> bool:
             and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last))
 
 
+_RECOMPUTING = contextvars.ContextVar("emokit_recomputing", default=False)
+
+
+@contextlib.contextmanager
+def recomputing():
+    """Inside: a forward pass that is run a second time (gradient
+    checkpointing), so BatchNorm must not update its running statistics again."""
+    token = _RECOMPUTING.set(True)
+    try:
+        yield
+    finally:
+        _RECOMPUTING.reset(token)
+
+
 class BatchNorm(nn.BatchNorm2d):
     """``nn.BatchNorm2d`` (same parameters and state) that runs maps of few
-    channels in NCHW on the CPU."""
+    channels in NCHW on the CPU and leaves its running statistics alone
+    while :func:`recomputing`."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if _few_channels_last(x):
-            return super().forward(x.contiguous()).contiguous(memory_format=torch.channels_last)
+            return self._normalise(x.contiguous()).contiguous(memory_format=torch.channels_last)
+        return self._normalise(x)
+
+    def _normalise(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and _RECOMPUTING.get():  # batch statistics as in the first pass; momentum 0: no update
+            return nn.functional.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, True, 0.0,
+                                            self.eps)
         return super().forward(x)
 
 
