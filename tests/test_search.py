@@ -59,6 +59,35 @@ def test_max_pool_keeping_its_input_matches_torchs(stride):
     assert torch.autograd.gradcheck(lambda t: MaxPool3x3(stride)(t), (x,))
 
 
+@pytest.mark.parametrize("size", [8, 9])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_factorized_reduce_as_one_conv_matches_even_and_odd_grids(size, layout):
+    """The 2x2 stride-2 conv equals DARTS' 1x1 convs on the even and on the
+    odd grid (zero-padded where the odd grid is one shorter), gradients too."""
+    from emokit.search.ops import FactorizedReduce
+
+    torch.manual_seed(0)
+    op = FactorizedReduce(4, 6, affine=True).to(memory_format=layout)
+    x0 = torch.randn(2, 4, size, size)
+
+    def reference(x):
+        x = torch.relu(x)
+        even, odd = x[:, :, ::2, ::2], x[:, :, 1::2, 1::2]
+        odd = torch.nn.functional.pad(odd, (0, even.shape[3] - odd.shape[3], 0, even.shape[2] - odd.shape[2]))
+        return op.bn(torch.cat([op.conv1(even), op.conv2(odd)], dim=1))
+
+    results = []
+    for run in (op, reference):
+        x = x0.clone(memory_format=layout).requires_grad_(True)
+        out = run(x)
+        (out * torch.linspace(-2, 2, out.numel()).view_as(out)).sum().backward()
+        results.append([out.detach(), x.grad] + [p.grad.clone() for p in op.parameters()])
+        op.zero_grad()
+    assert results[0][0].shape == (2, 6, (size + 1) // 2, (size + 1) // 2)
+    for ours, theirs in zip(*results):
+        torch.testing.assert_close(ours, theirs)
+
+
 def test_every_seq_op_keeps_the_sequence_shape():
     x = torch.randn(3, 5, 8)
     for name in SEQ_SCOPES["emodarts"]:

@@ -97,11 +97,13 @@ class SepConv(nn.Sequential):
 
 class FactorizedReduce(nn.Module):
     """Halve H and W with two 1x1 convs, one on the even and one on the odd
-    rows/columns (no information dropped).
+    rows/columns (no information dropped), as DARTS does.
 
-    Same as DARTS' two offset stride-2 1x1 convs, written as subsampling then
-    stride-1 convs: oneDNN's backward of a stride-2 1x1 conv on channels-last
-    tensors corrupts memory (torch 2.13, CPU).
+    Both run as one 2x2 stride-2 conv whose kernel holds ``conv1`` at its
+    top-left and ``conv2`` at its bottom-right tap: one kernel call and no
+    strided slices (whose backward zero-fills the whole input twice), and no
+    stride-2 1x1 conv, whose oneDNN backward on channels-last tensors
+    corrupts memory (torch 2.13, CPU).
     """
 
     def __init__(self, c_in, c_out, affine=True):
@@ -115,10 +117,12 @@ class FactorizedReduce(nn.Module):
         return self.after_relu(self.relu(x))
 
     def after_relu(self, x):
-        even, odd = x[:, :, ::2, ::2], x[:, :, 1::2, 1::2]
-        # Odd sizes: the odd grid is one shorter; pad it to the even grid.
-        odd = nn.functional.pad(odd, (0, even.shape[3] - odd.shape[3], 0, even.shape[2] - odd.shape[2]))
-        return self.bn(torch.cat([self.conv1(even), self.conv2(odd)], dim=1))
+        height, width = x.shape[2:]
+        if height % 2 or width % 2:  # the odd grid is one shorter: it reads zeros past the end
+            x = nn.functional.pad(x, (0, width % 2, 0, height % 2))
+        pad = nn.functional.pad
+        kernel = torch.cat([pad(self.conv1.weight, (0, 1, 0, 1)), pad(self.conv2.weight, (1, 0, 1, 0))])
+        return self.bn(nn.functional.conv2d(x, kernel, stride=2))
 
 
 class Zero(nn.Module):
