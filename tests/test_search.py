@@ -30,11 +30,12 @@ def test_every_cnn_op_keeps_or_halves_the_map():
         assert CNN_OPS.get(name)(8, 2, True)(x).shape == (2, 8, 8, 8), name
 
 
+@pytest.mark.parametrize("channels", [2, 8])
 @pytest.mark.parametrize("name", ["max_pool_3x3", "avg_pool_3x3", "sep_conv_3x3"])
-def test_few_channel_detour_through_nchw_changes_nothing_but_speed(name):
+def test_few_channel_detour_through_nchw_changes_nothing_but_speed(name, channels):
     torch.manual_seed(0)
-    op = CNN_OPS.get(name)(2, 1, False)
-    x0 = torch.randn(3, 2, 9, 9)
+    op = CNN_OPS.get(name)(channels, 1, False)
+    x0 = torch.randn(3, channels, 9, 9)
     results = []
     for layout in (torch.contiguous_format, torch.channels_last):
         x = x0.clone(memory_format=layout).requires_grad_(True)
@@ -42,8 +43,8 @@ def test_few_channel_detour_through_nchw_changes_nothing_but_speed(name):
         out.square().sum().backward()
         assert out.is_contiguous(memory_format=layout)  # the layout is kept for the next op
         results.append((out.detach(), x.grad))
-    for nchw, channels_last in zip(*results):
-        torch.testing.assert_close(nchw, channels_last)
+    for nchw, channels_last in zip(*results):  # kernels differ by layout: float rounding too
+        torch.testing.assert_close(nchw, channels_last, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("stride", [1, 2])

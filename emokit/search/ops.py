@@ -21,15 +21,20 @@ SEQ_OPS: Registry = Registry("SeqNN op")
 
 
 # --- CNN building blocks (as in DARTS) ------------------------------------
-FEW_CHANNELS = 2  # at most this many channels: BatchNorm and pooling run in NCHW
+# At most this many channels, BatchNorm / pooling run in NCHW (see _few_channels_last).
+FEW_CHANNELS_BATCHNORM = 8
+FEW_CHANNELS_POOLING = 2
 
 
-def _few_channels_last(x: torch.Tensor) -> bool:
+def _few_channels_last(x: torch.Tensor, limit: int) -> bool:
     """PyTorch's channels-last CPU kernels for BatchNorm and pooling vectorise
-    over channels: with 2 channels (PC-DARTS' first cell) they are 3-7x slower
-    than on NCHW (measured, torch 2.13), while convolutions are faster in
-    channels-last at every width. Such maps take a detour through NCHW."""
-    return (x.device.type == "cpu" and x.dim() == 4 and x.shape[1] <= FEW_CHANNELS
+    over channels. With few channels (PC-DARTS' cells) they are slower than
+    on NCHW even counting the two layout copies (measured, torch 2.13, batch
+    16, 32-128 pixels square: BatchNorm forward + backward 3-7x slower at 2-4
+    channels, 1.7x at 8, faster from 16; pooling 3x slower at 2 channels,
+    faster from 8), while convolutions are faster in channels-last at every
+    width. Such maps take a detour through NCHW."""
+    return (x.device.type == "cpu" and x.dim() == 4 and x.shape[1] <= limit
             and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last))
 
 
@@ -53,7 +58,7 @@ class BatchNorm(nn.BatchNorm2d):
     while :func:`recomputing`."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if _few_channels_last(x):
+        if _few_channels_last(x, FEW_CHANNELS_BATCHNORM):
             return self._normalise(x.contiguous()).contiguous(memory_format=torch.channels_last)
         return self._normalise(x)
 
@@ -176,7 +181,7 @@ class PoolBN(nn.Sequential):
         super().__init__(pool, BatchNorm(c, affine=affine))
 
     def forward(self, x):
-        if _few_channels_last(x):  # pool and normalise in NCHW, one detour for both
+        if _few_channels_last(x, FEW_CHANNELS_POOLING):  # pool and normalise in NCHW, one detour for both
             return super().forward(x.contiguous()).contiguous(memory_format=torch.channels_last)
         return super().forward(x)
 
