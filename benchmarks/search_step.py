@@ -29,7 +29,7 @@ LOW_MEMORY_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 20)}
 
 CONFIGS = {
     "plain DARTS mixed op (reference), batch 16": dict(batch_size=16, skip_none=False, share_relu=False,
-                                                        group_rnns=False),
+                                                        group_rnns=False, state_by_state=False),
     "emokit, batch 16": dict(batch_size=16),
     "emokit + edge recomputation, batch 16": dict(batch_size=16, recompute_edges=True),
     "emokit bf16, batch 16": dict(batch_size=16, precision="bf16"),

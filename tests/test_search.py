@@ -275,12 +275,15 @@ def test_recomputing_edges_gives_the_same_gradients():
         torch.testing.assert_close(a, b)
 
 
+@pytest.mark.parametrize("recompute", [False, True])
 @pytest.mark.parametrize("partial", [1, 2])
 @pytest.mark.parametrize("reduction", [False, True])
-def test_cell_state_by_state_matches_edge_by_edge(partial, reduction):
+def test_cell_state_by_state_matches_edge_by_edge(partial, reduction, recompute):
     """The fast evaluation (edges grouped by the state they read, shared
     parameter-free ops, one channel shuffle per node) against the plain sum
-    of edge outputs: outputs, all gradients and BatchNorm statistics."""
+    of edge outputs, with and without checkpointing (whose recomputation must
+    not update BatchNorm statistics a second time): outputs, all gradients
+    and BatchNorm statistics."""
     from emokit.search.cells import SearchCNNCell
 
     torch.manual_seed(0)
@@ -293,7 +296,7 @@ def test_cell_state_by_state_matches_edge_by_edge(partial, reduction):
     alpha0 = torch.randn(n_edges(3), len(CNN_SCOPE))
     results = []
     for cell, run in ((fast, lambda s, w: cell._forward_by_source(s, w)),
-                      (plain, lambda s, w: plain._forward_by_edge(s, w))):
+                      (plain, lambda s, w: plain._forward_by_edge(s, w, recompute))):
         s0, s1 = (t.clone().requires_grad_(True) for t in inputs)
         alpha = alpha0.clone().requires_grad_(True)
         out = run([cell.pre0(s0), cell.pre1(s1)], torch.softmax(alpha, -1))

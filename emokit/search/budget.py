@@ -65,7 +65,7 @@ def estimate_cost(space: SearchSpace, batch_size: int, device="auto", order: str
                   n_search: int | None = None, epochs: int | None = None, alpha_fraction: float = 0.5,
                   channels_last: bool = True, repeats: int = 1, skip_none: bool = True,
                   recompute_edges: bool = False, share_relu: bool = True, group_rnns: bool = True,
-                  precision: str = "fp32") -> dict:
+                  state_by_state: bool = True, precision: str = "fp32") -> dict:
     """Measure one search step of ``space`` at ``batch_size`` on random data.
 
     Returns
@@ -79,7 +79,7 @@ def estimate_cost(space: SearchSpace, batch_size: int, device="auto", order: str
     device = resolve_device(device)
     reuse_freed_memory()
     model = Supernet(space, skip_none=skip_none, recompute_edges=recompute_edges, share_relu=share_relu,
-                     group_rnns=group_rnns).to(device)
+                     group_rnns=group_rnns, state_by_state=state_by_state).to(device)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     w_opt = torch.optim.SGD(model.weight_parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4)

@@ -124,8 +124,9 @@ class CNNCellBase(nn.Module):
 
 class SearchCNNCell(CNNCellBase):
     def __init__(self, ops, n_nodes, c_pp, c_p, c, reduction, reduction_prev, partial=1, skip_none=True,
-                 share_relu=True):
+                 share_relu=True, state_by_state=True):
         super().__init__(c_pp, c_p, c, reduction_prev, affine=False)
+        self.state_by_state = state_by_state  # False: edge by edge, as plain DARTS
         self.reduction = reduction
         self.n_nodes = n_nodes
         self.edges = nn.ModuleList()
@@ -147,15 +148,17 @@ class SearchCNNCell(CNNCellBase):
         """``recompute``: keep only each edge's input and output for the
         backward pass and recompute its inside (gradient checkpointing)."""
         states = [self.pre0(s0), self.pre1(s1)]
-        if recompute and torch.is_grad_enabled():
-            return self._forward_by_edge(states, weights)
+        recompute = recompute and torch.is_grad_enabled()
+        if recompute or not self.state_by_state:
+            return self._forward_by_edge(states, weights, recompute)
         return self._forward_by_source(states, weights)
 
-    def _forward_by_edge(self, states, weights):
+    def _forward_by_edge(self, states, weights, recompute=False):
         offset = 0
         for _ in range(self.n_nodes):
             outs = [checkpoint(self.edges[offset + i], h, weights[offset + i], use_reentrant=False,
-                               context_fn=lambda: (contextlib.nullcontext(), recomputing()))
+                               context_fn=lambda: (contextlib.nullcontext(), recomputing())) if recompute
+                    else self.edges[offset + i](h, weights[offset + i])
                     for i, h in enumerate(states)]
             states.append(sum(outs))
             offset += len(states) - 1

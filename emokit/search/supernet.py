@@ -136,10 +136,17 @@ class Supernet(nn.Module):
     ``forward(x)``: x (N, 1, rows, columns) -> logits (N, n_classes).
     Architecture parameters (``arch_parameters``) and weights
     (``weight_parameters``) are optimised separately (bilevel DARTS).
+
+    The other arguments change speed and memory, never the results (each is
+    tested against its plain version): ``skip_none`` (do not run ``none``),
+    ``recompute_edges`` (gradient checkpointing of the CNN edges),
+    ``share_relu`` (one ``relu(x)`` per edge), ``group_rnns`` (an edge's RNN
+    ops as one recurrence), ``state_by_state`` (CNN edges grouped by the
+    state they read). All off is plain DARTS, the benchmark's reference.
     """
 
     def __init__(self, space: SearchSpace = SearchSpace(), skip_none: bool = True, recompute_edges: bool = False,
-                 share_relu: bool = True, group_rnns: bool = True):
+                 share_relu: bool = True, group_rnns: bool = True, state_by_state: bool = True):
         super().__init__()
         self.space = space
         # Recompute each CNN edge's inside during backward instead of storing
@@ -156,7 +163,8 @@ class Supernet(nn.Module):
             if reduction:
                 c_cur *= 2
             self.cnn_cells.append(SearchCNNCell(space.cnn_ops, space.cnn_nodes, c_pp, c_p, c_cur, reduction,
-                                                reduction_prev, space.partial_channels, skip_none, share_relu))
+                                                reduction_prev, space.partial_channels, skip_none, share_relu,
+                                                state_by_state))
             reduction_prev = reduction
             c_pp, c_p = c_p, c_cur * space.cnn_nodes
         self.bridge = Bridge(c_p, space.freq_bins, space.seq_hidden)
