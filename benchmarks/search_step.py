@@ -22,18 +22,12 @@ from pathlib import Path
 
 AUTHORS_STEP_SECONDS = 29.0  # their code, batch 16, first order, this machine (issue 4)
 
-# glibc keeps freed blocks of a step in its heap, so the resident set stays at
-# its high-water mark; with a fixed mmap threshold, large tensors get pages of
-# their own that go back to the system when freed.
-LOW_MEMORY_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 20)}
-
 CONFIGS = {
     "plain DARTS mixed op (reference), batch 16": dict(batch_size=16, skip_none=False, share_relu=False,
                                                         group_rnns=False, state_by_state=False),
     "emokit, batch 16": dict(batch_size=16),
     "emokit + edge recomputation, batch 16": dict(batch_size=16, recompute_edges=True),
     "emokit bf16, batch 16": dict(batch_size=16, precision="bf16"),
-    "emokit bf16, batch 16, mmap threshold 1 MiB": dict(batch_size=16, precision="bf16", env=LOW_MEMORY_ENV),
     # Plain fp32 batch 64 needs about 4 x the batch-16 memory: more than this 24 GiB machine has.
     "emokit bf16, batch 64": dict(batch_size=64, precision="bf16"),
     "emokit PC-DARTS (K=4), batch 16": dict(batch_size=16, partial_channels=4),
