@@ -49,6 +49,9 @@ def test_grouping_refuses_mixed_or_unsupported_modules():
     lstm, rnn = _modules("lstm", (1,))[0], _modules("rnn", (1,))[0]
     with pytest.raises(ValueError, match="cannot group"):
         grouped_recurrence(torch.randn(1, 3, 8), [lstm, rnn])
+    narrow = nn.RNN(8, 2, batch_first=True, bidirectional=True)
+    with pytest.raises(ValueError, match="hidden size"):
+        grouped_recurrence(torch.randn(1, 3, 8), [rnn, narrow])
     assert not groupable(nn.RNN(8, 4, batch_first=True))  # one direction
     assert not groupable(nn.RNN(8, 4, batch_first=True, bidirectional=True, nonlinearity="relu"))
     assert grouped_recurrence(torch.randn(1, 3, 8), []) == []

@@ -139,10 +139,11 @@ def grouped_recurrence(x: torch.Tensor, rnns: list[nn.RNNBase]) -> list[torch.Te
     if not rnns:
         return []
     lstm = isinstance(rnns[0], nn.LSTM)
-    hidden = rnns[0].hidden_size
+    sizes = (rnns[0].input_size, rnns[0].hidden_size)
     for rnn in rnns:
-        if not groupable(rnn) or isinstance(rnn, nn.LSTM) != lstm or rnn.hidden_size != hidden:
-            raise ValueError(f"cannot group {rnn}: need bidirectional batch-first modules of one kind and hidden size")
+        if not groupable(rnn) or isinstance(rnn, nn.LSTM) != lstm or (rnn.input_size, rnn.hidden_size) != sizes:
+            raise ValueError(f"cannot group {rnn}: need bidirectional batch-first modules of one kind, "
+                             f"input size and hidden size")
     batch, steps, _ = x.shape
     outputs: list[torch.Tensor | None] = [None] * len(rnns)
     layer_out = None  # (A, N, T, 2H): the previous layer's output of the still-active modules
