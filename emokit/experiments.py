@@ -17,6 +17,7 @@ and a failed run is recorded in its run.json while the grid goes on.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import time
 import traceback
@@ -103,7 +104,21 @@ def make_grid(preset: str = "quick", config_file: str | Path | None = None, **ov
                 settings[key].update(value)
             else:
                 settings[key] = value
+    for key, notebook in (("search", "02_search.ipynb"), ("retrain", "04_retrain.ipynb")):
+        known = notebook_parameters(notebook)
+        unknown = set(settings.get(key, {})) - set(known)
+        if unknown:
+            raise KeyError(f"unknown {key} settings {sorted(unknown)}: each becomes a parameter of notebooks/{notebook}, "
+                           f"whose parameters are {', '.join(known)}")
     return Grid(**settings)
+
+
+@functools.lru_cache(maxsize=None)
+def notebook_parameters(notebook: str) -> tuple[str, ...]:
+    """Names in the cell tagged ``parameters`` of ``notebooks/<notebook>``."""
+    import papermill
+
+    return tuple(papermill.inspect_notebook(str(NOTEBOOKS / notebook)))
 
 
 @dataclass

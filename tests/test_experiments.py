@@ -28,6 +28,11 @@ def test_presets_and_overrides():
         make_grid("huge")
     with pytest.raises(KeyError, match="unknown grid settings"):
         make_grid("quick", epochz=3)
+    assert make_grid("quick", search={"alpha_lr": 3e-3}).search["alpha_lr"] == 3e-3  # notebook 02 takes it
+    with pytest.raises(KeyError, match=r"unknown search settings \['alpha_rl'\].*02_search.ipynb.*alpha_lr"):
+        make_grid("quick", search={"alpha_rl": 3e-3})
+    with pytest.raises(KeyError, match=r"unknown retrain settings \['epoch'\].*04_retrain.ipynb"):
+        make_grid("paper", retrain={"epoch": 3})
 
 
 def test_grid_from_yaml(tmp_path):

@@ -1,5 +1,6 @@
 """Search space, supernet, genome, architect and the search loop."""
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -7,7 +8,7 @@ import torch
 
 from emokit.search.budget import estimate_cost, format_cost
 from emokit.search.cells import MixedOp
-from emokit.search.genotype import Genome, collapse_report, derive_cell, edge_labels, n_edges
+from emokit.search.genotype import Genome, collapse_report, derive_cell, edge_labels, n_edges, undecided_report
 from emokit.search.loop import SearchConfig, SearchInterrupted, load_search, run_search
 from emokit.search.ops import CNN_OPS, CNN_SCOPE, SEQ_OPS, SEQ_SCOPES, seq_scope
 from emokit.search.supernet import SearchSpace, Supernet
@@ -220,6 +221,30 @@ def test_tiny_search_moves_the_alphas_and_writes_its_run_folder(tmp_path, order,
     loaded = load_search(tmp_path)
     assert loaded.genome == result.genome
     assert list(loaded.log["epoch"]) == [0, 1]
+
+
+def test_undecided_report_names_cells_whose_alphas_are_near_uniform():
+    uniform = np.full((5, 8), 1 / 8)
+    decided = uniform.copy()
+    decided[2] = [0.3] + [0.1] * 7
+    assert undecided_report({"normal": decided, "seq": np.zeros((0, 8))}) == []
+    (message,) = undecided_report({"normal": decided, "reduce": uniform})
+    assert message.startswith("reduce cell undecided") and "1.000x the uniform 0.1250" in message
+    assert undecided_report({"reduce": uniform}, ratio=1.0) == []
+
+
+def test_search_warns_when_its_alphas_barely_moved(tmp_path):
+    x, y = tiny_data()
+    with pytest.warns(UserWarning, match="undecided.*near-ties"):
+        slow = run_search(x, y, tmp_path / "slow", TINY, SearchConfig(epochs=2, batch_size=8, seed=1), progress=False)
+    assert [m.split()[0] for m in slow.undecided] == ["normal", "reduce", "seq"]
+    assert json.loads((tmp_path / "slow" / "summary.json").read_text())["undecided"] == slow.undecided
+    assert load_search(tmp_path / "slow").undecided == slow.undecided
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*undecided")
+        fast = run_search(x, y, tmp_path / "fast", TINY, SearchConfig(epochs=2, batch_size=8, seed=1, alpha_lr=0.1),
+                          progress=False)
+    assert fast.undecided == []
 
 
 def test_interrupted_search_resumes_to_the_same_alphas_and_genome(tmp_path):

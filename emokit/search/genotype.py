@@ -190,3 +190,36 @@ def collapse_report(genome: Genome) -> list[str]:
         elif all(op_family(op) in PARAMETER_FREE_FAMILIES for op in ops):
             warnings.append(f"{cell} cell collapsed: every edge is parameter-free ({', '.join(sorted(set(ops)))})")
     return warnings
+
+
+UNDECIDED_RATIO = 1.25
+
+
+def undecided_report(weights: dict[str, np.ndarray], ratio: float = UNDECIDED_RATIO) -> list[str]:
+    """Warnings for cells whose alphas are still close to uniform.
+
+    When no op of any edge of a cell has a softmax weight of at least
+    ``ratio`` times the uniform weight ``1 / n_ops``, the top-2 choice of the
+    genome rests on near-ties: rounding or another seed may pick other ops.
+
+    Parameters
+    ----------
+    weights : cell type -> softmax alphas, shape (edges, ops), e.g. the last
+        epoch of a search's alpha history
+    ratio : how many times the uniform weight an op must reach
+
+    Returns
+    -------
+    list of str, empty when every cell has at least one clear choice
+    """
+    warnings = []
+    for cell, cell_weights in weights.items():
+        cell_weights = np.asarray(cell_weights)
+        if cell_weights.size == 0:
+            continue
+        uniform = 1.0 / cell_weights.shape[-1]
+        strongest = float(cell_weights.max())
+        if strongest < ratio * uniform:
+            warnings.append(f"{cell} cell undecided: its strongest op weight is {strongest:.4f}, "
+                            f"{strongest / uniform:.3f}x the uniform {uniform:.4f}")
+    return warnings

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -21,7 +21,7 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from emokit.search.architect import PRECISIONS, Architect, search_step
-from emokit.search.genotype import Genome, collapse_report
+from emokit.search.genotype import Genome, collapse_report, undecided_report
 from emokit.search.supernet import SearchSpace, Supernet, count_parameters
 from emokit.utils import (atomic_torch_save, atomic_write_bytes, read_json, resolve_device, reuse_freed_memory,
                           seed_everything, write_json)
@@ -82,6 +82,7 @@ class SearchResult:
     alpha_history: dict[str, np.ndarray]
     warnings: list[str]
     run_dir: Path
+    undecided: list[str] = field(default_factory=list)  # cells whose alphas are still near uniform
 
 
 class SearchInterrupted(RuntimeError):
@@ -235,11 +236,16 @@ def run_search(
     for message in collapse:
         warnings.warn(f"{message}. Remedies: fewer SeqNN nodes/cells (paper: at most 3), warmup_epochs > 0, "
                       f"or a scope without skip_connect", stacklevel=2)
+    undecided = undecided_report({t: h[-1] for t, h in history.items()})
+    for message in undecided:
+        warnings.warn(f"{message}: the genome rests on near-ties. Remedies: more epochs or a larger "
+                      f"SearchConfig.alpha_lr", stacklevel=2)
     summary = {"epochs": len(rows), "parameters": count_parameters(model),
-               "seconds": float(sum(r["seconds"] for r in rows)), "collapse": collapse,
+               "seconds": float(sum(r["seconds"] for r in rows)), "collapse": collapse, "undecided": undecided,
                "final_alpha_acc": rows[-1]["alpha_acc"]}
     write_json(summary, run_dir / "summary.json")
-    return SearchResult(genome, pd.DataFrame(rows), {t: np.stack(h) for t, h in history.items()}, collapse, run_dir)
+    return SearchResult(genome, pd.DataFrame(rows), {t: np.stack(h) for t, h in history.items()}, collapse, run_dir,
+                        undecided)
 
 
 def _write_outputs(run_dir: Path, rows: list[dict], history: dict, genome: Genome) -> None:
@@ -261,4 +267,5 @@ def load_search(run_dir: str | Path) -> SearchResult:
     with np.load(run_dir / "alpha_history.npz") as data:
         history = {k: data[k] for k in data.files}
     genome = Genome.load(run_dir)
-    return SearchResult(genome, log, history, collapse_report(genome), run_dir)
+    undecided = undecided_report({t: h[-1] for t, h in history.items()})
+    return SearchResult(genome, log, history, collapse_report(genome), run_dir, undecided)
