@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import json
 import os
 import random
@@ -40,6 +41,7 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _MMAP_THRESHOLD_MAX = 32 << 20  # glibc's ceiling on 64-bit systems
 
 
+@functools.cache
 def reuse_freed_memory() -> bool:
     """Let this process reuse the memory of freed tensors instead of
     handing it back to the OS after every step (glibc only; a no-op elsewhere).
@@ -50,7 +52,7 @@ def reuse_freed_memory() -> bool:
     this project's CPU (measured, ``benchmarks/search_step.py``). Blocks up to
     32 MiB now come from the heap, which is no longer trimmed. Peak memory
     is unchanged; memory freed after a run stays with the process.
-    Process-wide and idempotent; returns whether the allocator took it.
+    Process-wide; runs once per process; returns whether the allocator took it.
     """
     if os.name != "posix":
         return False

@@ -177,6 +177,11 @@ class Genome:
         return "\n".join(lines)
 
 
+# What to try, shown with the warnings below (log, notebook 02).
+COLLAPSE_REMEDIES = "fewer SeqNN nodes/cells (paper: at most 3), warmup_epochs > 0, or a scope without skip_connect"
+UNDECIDED_REMEDIES = "more epochs or a larger alpha_lr"
+
+
 def collapse_report(genome: Genome) -> list[str]:
     """Warnings for collapsed cells (paper VI-B): a cell whose genes are all
     ``skip_connect`` or all parameter-free ops. Empty when nothing collapsed."""

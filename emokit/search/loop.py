@@ -21,7 +21,8 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from emokit.search.architect import PRECISIONS, Architect, search_step
-from emokit.search.genotype import Genome, collapse_report, undecided_report
+from emokit.search.genotype import (COLLAPSE_REMEDIES, UNDECIDED_REMEDIES, Genome, collapse_report,
+                                    undecided_report)
 from emokit.search.supernet import SearchSpace, Supernet, count_parameters
 from emokit.utils import (atomic_torch_save, atomic_write_bytes, read_json, resolve_device, reuse_freed_memory,
                           seed_everything, write_json)
@@ -234,12 +235,10 @@ def run_search(
     genome = Genome.from_dict(json.loads(rows[-1]["genome"]))
     collapse = collapse_report(genome)
     for message in collapse:
-        warnings.warn(f"{message}. Remedies: fewer SeqNN nodes/cells (paper: at most 3), warmup_epochs > 0, "
-                      f"or a scope without skip_connect", stacklevel=2)
+        warnings.warn(f"{message}. Remedies: {COLLAPSE_REMEDIES}", stacklevel=2)
     undecided = undecided_report({t: h[-1] for t, h in history.items()})
     for message in undecided:
-        warnings.warn(f"{message}: the genome rests on near-ties. Remedies: more epochs or a larger "
-                      f"SearchConfig.alpha_lr", stacklevel=2)
+        warnings.warn(f"{message}: the genome rests on near-ties. Remedies: {UNDECIDED_REMEDIES}", stacklevel=2)
     summary = {"epochs": len(rows), "parameters": count_parameters(model),
                "seconds": float(sum(r["seconds"] for r in rows)), "collapse": collapse, "undecided": undecided,
                "final_alpha_acc": rows[-1]["alpha_acc"]}

@@ -122,10 +122,10 @@ class FactorizedReduce(nn.Module):
         return self.after_relu(self.relu(x))
 
     def after_relu(self, x):
+        pad = nn.functional.pad
         height, width = x.shape[2:]
         if height % 2 or width % 2:  # the odd grid is one shorter: it reads zeros past the end
-            x = nn.functional.pad(x, (0, width % 2, 0, height % 2))
-        pad = nn.functional.pad
+            x = pad(x, (0, width % 2, 0, height % 2))
         kernel = torch.cat([pad(self.conv1.weight, (0, 1, 0, 1)), pad(self.conv2.weight, (1, 0, 1, 0))])
         return self.bn(nn.functional.conv2d(x, kernel, stride=2))
 
