@@ -10,13 +10,14 @@ export EMOKIT_DATA
 # threads than cores make OpenMP spin and run many times slower).
 TEST_WORKERS ?= 2
 
-.PHONY: help install graphviz demo test bench accuracy clean
+.PHONY: help install graphviz demo test bench accuracy notebooks clean
 
 help:
 	@echo "make demo   - run the whole pipeline on EmoDB (quick preset) into results/"
 	@echo "make test   - run the test suite"
 	@echo "make bench  - print the speed benchmarks"
 	@echo "make accuracy - UA/WA of emoDARTS and the baselines on EmoDB and EMOVO, all folds"
+	@echo "make notebooks - rebuild notebooks/*.ipynb from their py:percent sources"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +51,11 @@ bench: install
 
 accuracy: install
 	$(PY) benchmarks/accuracy.py
+
+# The .py files (jupytext py:percent) are the notebooks' source; the .ipynb
+# files, kept without outputs, are what papermill runs.
+notebooks: install
+	$(VENV)/bin/jupytext --update --to ipynb notebooks/[0-9][0-9]_*.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

@@ -38,7 +38,7 @@ def main() -> None:
     grid = make_grid(args.preset, corpora=args.corpora, seeds=args.seeds, data_root=data, results_dir=args.results,
                      normalization=args.normalization)
     print(f"preset {args.preset}: features {grid.features}, normalization {grid.normalization}\n"
-          f"search {grid.search}\nretrain {grid.retrain}\n")
+          f"space {grid.space}\nsearch {grid.search}\nnet {grid.net}\ntrain {grid.train}\n")
     results = run_grid(grid)
     names = grid.scopes + grid.baselines
     table = summary_table(results[results["corpus"].isin(args.corpora)], names=names)

@@ -123,11 +123,11 @@ def run_summary(args: argparse.Namespace) -> int:
 def _grid_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="quick", help="paper or quick (default: quick)")
     parser.add_argument("--config", help="YAML file with grid settings (corpora, scopes, folds, seeds, "
-                                         "baselines, features, search, retrain)")
+                                         "baselines, features, space, search, net, train)")
     parser.add_argument("--data", help="folder holding the corpora (default: $EMOKIT_DATA)")
     parser.add_argument("--results", default="results", help="results folder (default: results)")
     parser.add_argument("--corpora", nargs="+")
-    parser.add_argument("--scopes", nargs="+", help="SeqNN search scopes: emodarts lstm lstm_att rnn rnn_att")
+    parser.add_argument("--scopes", nargs="*", help="SeqNN search scopes: emodarts lstm lstm_att rnn rnn_att (none: empty)")
     parser.add_argument("--baselines", nargs="*", help="baselines: cnn cnn_lstm cnn_lstm_att (none: empty)")
     parser.add_argument("--folds", nargs="+", type=int, help="fold numbers (default: all)")
     parser.add_argument("--seeds", nargs="+", type=int)

@@ -17,18 +17,22 @@ and a failed run is recorded in its run.json while the grid goes on.
 from __future__ import annotations
 
 import copy
-import functools
 import json
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import pandas as pd
 
+from emokit.config import UnknownSettingError
+from emokit.features import FeatureConfig
+from emokit.models import NetConfig
+from emokit.search.loop import SearchConfig
+from emokit.search.supernet import SearchSpace
+from emokit.train import TrainConfig
 from emokit.utils import read_json, write_json
-
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 PRESETS: dict[str, dict] = {
     # The paper's settings (section IV): 300 + 300 epochs, batch 64, 4 + 2 cells,
@@ -36,10 +40,10 @@ PRESETS: dict[str, dict] = {
     "paper": {
         "scopes": ["emodarts"], "baselines": ["cnn", "cnn_lstm", "cnn_lstm_att"], "folds": None, "seeds": [0],
         "features": {}, "normalization": "train",
-        "search": {"epochs": 300, "batch_size": 64, "cnn_cells": 4, "cnn_nodes": 4, "seq_cells": 2,
-                   "seq_nodes": 3, "channels": 8, "seq_hidden": 64},
-        "retrain": {"epochs": 300, "batch_size": 64, "cnn_cells": 4, "seq_cells": 2, "channels": 16,
-                    "seq_hidden": 64, "train_roles": ["train"]},
+        "space": {"cnn_cells": 4, "cnn_nodes": 4, "seq_cells": 2, "seq_nodes": 3, "channels": 8, "seq_hidden": 64},
+        "search": {"epochs": 300, "batch_size": 64},
+        "net": {"cnn_cells": 4, "seq_cells": 2, "channels": 16, "seq_hidden": 64},
+        "train": {"epochs": 300, "batch_size": 64, "train_roles": ["train"]},
     },
     # Small enough for `make demo` on a 2-core CPU, and emokit's best recipe
     # there (not the paper's): log-mel maps, speaker normalisation, a stem of
@@ -49,11 +53,11 @@ PRESETS: dict[str, dict] = {
     "quick": {
         "scopes": ["emodarts"], "baselines": ["cnn", "cnn_lstm", "cnn_lstm_att"], "folds": None, "seeds": [0],
         "features": {"kind": "logmel"}, "normalization": "speaker",
-        "search": {"epochs": 10, "batch_size": 32, "cnn_cells": 3, "cnn_nodes": 2, "seq_cells": 1, "seq_nodes": 2,
-                   "channels": 4, "seq_hidden": 32, "stem_stride": 2},
-        "retrain": {"epochs": 60, "batch_size": 32, "cnn_cells": 3, "seq_cells": 1, "channels": 8,
-                    "seq_hidden": 32, "stem_stride": 2, "train_roles": ["search", "train"],
-                    "time_shift": 32, "mixup": 0.4},
+        "space": {"cnn_cells": 3, "cnn_nodes": 2, "seq_cells": 1, "seq_nodes": 2, "channels": 4, "seq_hidden": 32,
+                  "stem_stride": 2},
+        "search": {"epochs": 10, "batch_size": 32},
+        "net": {"cnn_cells": 3, "seq_cells": 1, "channels": 8, "seq_hidden": 32, "stem_stride": 2},
+        "train": {"epochs": 60, "batch_size": 32, "train_roles": ["search", "train"], "time_shift": 32, "mixup": 0.4},
         # No quick cell runs more than a few minutes. Should papermill wait
         # forever on an idle kernel (nteract/papermill#711; seen here with a
         # widget cell), the limit turns that into a failed run, which the
@@ -62,10 +66,23 @@ PRESETS: dict[str, dict] = {
     },
 }
 
+# Grid fields that hold a settings dataclass as a dict, and that dataclass.
+SETTINGS = {"features": FeatureConfig, "space": SearchSpace, "search": SearchConfig, "net": NetConfig,
+            "train": TrainConfig}
+
 
 @dataclass
 class Grid:
-    """What to run. ``folds=None`` means every fold of each corpus."""
+    """What to run. ``folds=None`` means every fold of each corpus.
+
+    ``features``, ``space``, ``search``, ``net`` and ``train`` are dicts of
+    the fields of :class:`~emokit.features.FeatureConfig`,
+    :class:`~emokit.search.supernet.SearchSpace`,
+    :class:`~emokit.search.loop.SearchConfig`,
+    :class:`~emokit.models.NetConfig` and :class:`~emokit.train.TrainConfig`:
+    the same dicts the notebooks take as parameters. The grid sets each
+    run's scope, seed and device itself.
+    """
 
     corpora: list[str] = field(default_factory=lambda: ["emodb"])
     scopes: list[str] = field(default_factory=lambda: ["emodarts"])
@@ -74,18 +91,28 @@ class Grid:
     seeds: list[int] = field(default_factory=lambda: [0])
     features: dict = field(default_factory=dict)
     normalization: str = "train"  # or "speaker": each speaker standardised with their own statistics
+    space: dict = field(default_factory=dict)
     search: dict = field(default_factory=dict)
-    retrain: dict = field(default_factory=dict)
+    net: dict = field(default_factory=dict)
+    train: dict = field(default_factory=dict)
     data_root: str | None = None
     results_dir: str = "results"
     device: str = "auto"
     cell_timeout: int | None = None  # seconds a notebook cell may run (None: no limit; a search can take days)
 
+    def __post_init__(self) -> None:
+        for key, cls in SETTINGS.items():  # a typo fails here, before anything runs
+            try:
+                cls.from_dict(getattr(self, key))
+            except UnknownSettingError as exc:
+                raise UnknownSettingError(f"grid '{key}': {exc}") from None
+
 
 def make_grid(preset: str = "quick", config_file: str | Path | None = None, **overrides) -> Grid:
     """A grid from a preset, updated by a YAML file and then by keyword
-    overrides (None values are ignored). Dict fields (features, search,
-    retrain) are merged key by key."""
+    overrides (None values are ignored). Dict fields (features, space,
+    search, net, train) are merged key by key; every key is checked against
+    its dataclass."""
     if preset not in PRESETS:
         raise KeyError(f"unknown preset {preset!r}; known presets: {', '.join(PRESETS)}")
     settings = copy.deepcopy(PRESETS[preset])
@@ -98,27 +125,23 @@ def make_grid(preset: str = "quick", config_file: str | Path | None = None, **ov
     for update in updates:
         unknown = set(update) - set(Grid.__dataclass_fields__)
         if unknown:
-            raise KeyError(f"unknown grid settings {sorted(unknown)}; known: {', '.join(Grid.__dataclass_fields__)}")
+            raise UnknownSettingError(f"unknown grid settings {sorted(unknown)}; known: "
+                                      f"{', '.join(Grid.__dataclass_fields__)}")
         for key, value in update.items():
             if isinstance(value, dict) and isinstance(settings.get(key), dict):
                 settings[key].update(value)
             else:
                 settings[key] = value
-    for key, notebook in (("search", "02_search.ipynb"), ("retrain", "04_retrain.ipynb")):
-        known = notebook_parameters(notebook)
-        unknown = set(settings.get(key, {})) - set(known)
-        if unknown:
-            raise KeyError(f"unknown {key} settings {sorted(unknown)}: each becomes a parameter of notebooks/{notebook}, "
-                           f"whose parameters are {', '.join(known)}")
     return Grid(**settings)
 
 
-@functools.lru_cache(maxsize=None)
-def notebook_parameters(notebook: str) -> tuple[str, ...]:
-    """Names in the cell tagged ``parameters`` of ``notebooks/<notebook>``."""
-    import papermill
-
-    return tuple(papermill.inspect_notebook(str(NOTEBOOKS / notebook)))
+def notebook_path(name: str) -> Path:
+    """A notebook of the sequence (``"02_search.ipynb"``), shipped with the package."""
+    path = Path(str(resources.files("emokit.notebooks") / name))
+    if not path.is_file():
+        known = sorted(p.name for p in path.parent.glob("*.ipynb"))
+        raise FileNotFoundError(f"no notebook {name!r} in {path.parent}; known: {', '.join(known)}")
+    return path
 
 
 @dataclass
@@ -162,23 +185,23 @@ def _execute(notebook: str, output: Path, parameters: dict, timeout: int | None 
     import papermill
 
     output.parent.mkdir(parents=True, exist_ok=True)
-    papermill.execute_notebook(str(NOTEBOOKS / notebook), str(output), parameters=parameters,
+    papermill.execute_notebook(str(notebook_path(notebook)), str(output), parameters=parameters,
                                kernel_name="python3", cwd=str(output.parent), progress_bar=False,
                                execution_timeout=timeout)
 
 
 def _common(grid: Grid, corpus: str) -> dict:
     return {"corpus": corpus, "data_root": grid.data_root,
-            "feature_dir": str(Path(grid.results_dir, "features").resolve()), "feature_config": grid.features,
+            "feature_dir": str(Path(grid.results_dir, "features").resolve()), "features": grid.features,
             "normalization": grid.normalization}
 
 
 def run_settings(grid: Grid, run: Run) -> dict:
     """What a run's results depend on; a finished run with other settings is stale."""
-    settings = {"features": grid.features, "normalization": grid.normalization, "retrain": grid.retrain,
-                "data_root": grid.data_root}
+    settings = {"features": grid.features, "normalization": grid.normalization, "net": grid.net,
+                "train": grid.train, "data_root": grid.data_root}
     if run.kind == "darts":
-        settings["search"] = grid.search
+        settings.update(space=grid.space, search=grid.search)
     return json.loads(json.dumps(settings))
 
 
@@ -198,19 +221,21 @@ def run_one(grid: Grid, run: Run) -> str:
     info = {"corpus": run.corpus, "kind": run.kind, "name": run.name, "fold": run.fold, "seed": run.seed,
             "status": "running", "settings": settings, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     write_json(info, folder / "run.json")
-    common = dict(_common(grid, run.corpus), fold=run.fold, seed=run.seed, device=grid.device, live=False)
+    common = dict(_common(grid, run.corpus), fold=run.fold, live=False)
     started = time.perf_counter()
     try:
         if run.kind == "darts":
             search_dir = folder / "search"
             _execute("02_search.ipynb", folder / "02_search.ipynb",
-                     dict(common, scope=run.name, run_dir=str(search_dir), **grid.search), grid.cell_timeout)
+                     dict(common, run_dir=str(search_dir), space={**grid.space, "scope": run.name},
+                          search={**grid.search, "seed": run.seed, "device": grid.device}), grid.cell_timeout)
             _execute("03_genome.ipynb", folder / "03_genome.ipynb", {"run_dirs": [str(search_dir)]}, grid.cell_timeout)
             model = {"model": "genome", "search_dir": str(search_dir)}
         else:
             model = {"model": run.name}
         _execute("04_retrain.ipynb", folder / "04_retrain.ipynb",
-                 dict(common, run_dir=str(folder / "retrain"), **model, **grid.retrain), grid.cell_timeout)
+                 dict(common, run_dir=str(folder / "retrain"), **model, net=grid.net,
+                      train={**grid.train, "seed": run.seed, "device": grid.device}), grid.cell_timeout)
         info.update(status="done", error=None)
     except KeyboardInterrupt:
         info.update(status="interrupted")
@@ -237,7 +262,7 @@ def run_grid(grid: Grid, progress: bool = True) -> pd.DataFrame:
     for corpus in grid.corpora:
         _execute("01_features.ipynb", results / "runs" / corpus / "01_features.ipynb",
                  {"corpus": corpus, "data_root": grid.data_root, "output_dir": str((results / "features").resolve()),
-                  **grid.features}, grid.cell_timeout)
+                  "features": grid.features}, grid.cell_timeout)
     runs = plan(grid)
     bar = tqdm(runs, desc="runs", unit="run", disable=not progress)
     for run in bar:

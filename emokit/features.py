@@ -17,17 +17,19 @@ import hashlib
 import json
 import os
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from emokit.config import Config
+
 FEATURE_KINDS = ("mfcc", "logmel")
 
 
 @dataclass(frozen=True)
-class FeatureConfig:
+class FeatureConfig(Config):
     """Every parameter of the feature map.
 
     Attributes
@@ -76,13 +78,6 @@ class FeatureConfig:
         """(rows, columns) of one map: (128, 128) with the defaults."""
         rows = self.n_mfcc if self.kind == "mfcc" else self.n_mels
         return rows, self.n_frames // self.time_pool
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "FeatureConfig":
-        return cls(**data)
 
 
 class AudioError(RuntimeError):

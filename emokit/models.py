@@ -6,17 +6,51 @@ Every model maps an MFCC map batch ``(N, 1, rows, columns)`` to logits
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
+from emokit.config import Config
 from emokit.registry import Registry
+from emokit.search import speed
 from emokit.search.cells import FixedCNNCell, FixedSeqCell
 from emokit.search.genotype import Genome
 from emokit.search.supernet import Bridge, SearchSpace, cnn_stem, count_parameters
 
 MODELS: Registry = Registry("model")
 
-__all__ = ["MODELS", "GenomeNet", "build_model", "count_parameters"]
+__all__ = ["MODELS", "NetConfig", "GenomeNet", "build_model", "count_parameters"]
+
+
+@dataclass(frozen=True)
+class NetConfig(Config):
+    """Sizes of a retrained genome network (defaults: the paper's retraining,
+    4 CNN cells of C = 16 and 2 SeqNN cells of d = 64). Baselines have their
+    own fixed sizes and take only the input shape from the data.
+
+    Attributes
+    ----------
+    cnn_cells, seq_cells : int, cells of each component.
+    channels : int, channels C of the first CNN cell.
+    stem_multiplier : int, the stem has ``stem_multiplier * channels`` channels.
+    seq_hidden : int, SeqNN width d.
+    freq_bins : int, frequency bands per time step at the bridge.
+    stem_stride : int, 1 (paper) or 2 (the stem halves rows and columns); must
+        match the search's ``stem_stride``.
+    dropout : float, before the classifier.
+    drop_path : float, probability of dropping a CNN path while training.
+    """
+
+    cnn_cells: int = 4
+    seq_cells: int = 2
+    channels: int = 16
+    stem_multiplier: int = 3
+    seq_hidden: int = 64
+    freq_bins: int = 4
+    stem_stride: int = 1
+    dropout: float = 0.3
+    drop_path: float = 0.0
 
 
 @MODELS.register("genome")
@@ -61,6 +95,7 @@ class GenomeNet(nn.Module):
         self.seq_cells = nn.ModuleList(FixedSeqCell(genome.seq, seq_hidden) for _ in range(seq_cells))
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(seq_hidden, n_classes)
+        speed.accelerate(self)  # faster CPU BatchNorm / pooling, same parameters
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s0 = s1 = self.stem(x)

@@ -22,7 +22,7 @@ import json
 import math
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -33,15 +33,16 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from emokit.augment import augment_batch, mixup
+from emokit.config import Config
+from emokit.fold_data import FoldData
 from emokit.metrics import evaluate
 from emokit.models import build_model, count_parameters
-from emokit.pipeline import FoldData
+from emokit.resume import CHECKPOINT, epoch_batches, epoch_generator, load_checkpoint, save_checkpoint
 from emokit.search.genotype import Genome
-from emokit.splits import speaker_keys
-from emokit.utils import (_json_default, atomic_torch_save, atomic_write_bytes, read_json, resolve_device,
-                          reuse_freed_memory, seed_everything, write_json)
+from emokit.utils import _json_default, atomic_torch_save, atomic_write_bytes, read_json, resolve_device, \
+    reuse_freed_memory, seed_everything, write_json
 
-__all__ = ["TrainConfig", "train_model", "load_trained", "predict_logits", "check_no_test_speakers", "LOG_COLUMNS"]
+__all__ = ["TrainConfig", "train_model", "load_trained", "predict_logits", "LOG_COLUMNS"]
 
 TRAIN_ROLES = ("search", "train")  # roles a model may be fitted on; "val" selects, "test" only reports
 OPTIMIZERS = ("sgd", "adam")
@@ -49,7 +50,7 @@ LOG_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_ua", "
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Config):
     """How a network is trained (defaults: the paper's retraining, section IV-C).
 
     Attributes
@@ -106,27 +107,6 @@ class TrainConfig:
         if self.patience is not None and self.patience < 1:
             raise ValueError(f"patience must be None or >= 1, got {self.patience}")
 
-    def to_dict(self) -> dict:
-        return {**asdict(self), "train_roles": list(self.train_roles)}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "TrainConfig":
-        return cls(**data)
-
-
-def check_no_test_speakers(data: FoldData, train_roles=TRAIN_ROLES) -> None:
-    """Raise ``ValueError`` if a test speaker has a row in ``train_roles`` or ``val``."""
-    manifest = data.manifest
-    if "speaker" not in manifest or "role" not in manifest:
-        raise ValueError("FoldData.manifest needs 'speaker' and 'role' columns to check for test-speaker leakage")
-    speakers = speaker_keys(manifest) if "corpus" in manifest else manifest["speaker"].astype(str)
-    roles = manifest["role"]
-    test = set(speakers[roles == "test"]) | set(data.fold.test_speakers)
-    used = set(speakers[roles.isin([*train_roles, "val"])])
-    leaked = sorted(test & used)
-    if leaked:
-        raise ValueError(f"fold {data.fold.index}: test speaker(s) {leaked} have rows among the training / "
-                         f"validation roles {[*train_roles, 'val']}; rebuild the fold with emokit.splits.make_folds")
 
 
 @torch.no_grad()
@@ -157,7 +137,6 @@ def train_model(
     config: TrainConfig = TrainConfig(),
     genome: Genome | None = None,
     model_kwargs: dict | None = None,
-    feature_config=None,
     extra: dict | None = None,
     resume: bool = True,
     callback: Callable[[dict], None] | None = None,
@@ -173,8 +152,6 @@ def train_model(
     config : TrainConfig
     genome : Genome, needed for ``"genome"``
     model_kwargs : passed to the model (``n_classes`` is set from ``data.classes``)
-    feature_config : FeatureConfig (or its dict) of the maps; stored so that
-        :func:`emokit.predict` can score new audio
     extra : any JSON-able notes stored in config.json (not part of the run's identity)
     resume : continue from ``checkpoint.pt``; a finished run with the same
         configuration is not trained again, its metrics are returned
@@ -194,8 +171,8 @@ def train_model(
     if model_kwargs.get("n_classes", len(classes)) != len(classes):
         raise ValueError(f"model_kwargs n_classes={model_kwargs['n_classes']} but the data has {len(classes)} classes")
     model_kwargs.pop("n_classes", None)
-    check_no_test_speakers(data, config.train_roles)
-    description = _describe(model_name, data, config, genome, model_kwargs, feature_config, extra)
+    data.check_no_test_speakers(config.train_roles)
+    description = _describe(model_name, data, config, genome, model_kwargs, extra)
     identity = _identity(description)
 
     metrics_path = run_dir / "metrics.json"
@@ -224,7 +201,7 @@ def _fit(model_name, data, run_dir, config, genome, model_kwargs, description, r
     test rows once and write the run's files; returns the metrics."""
     identity = _identity(description)
     classes = tuple(data.classes)
-    checkpoint_path = run_dir / "checkpoint.pt"
+    checkpoint_path = run_dir / CHECKPOINT
     x_train, y_train = (torch.from_numpy(a) for a in data.arrays(*config.train_roles))
     x_val, y_val = data.x["val"], data.y["val"]
     device = resolve_device(config.device)
@@ -241,8 +218,9 @@ def _fit(model_name, data, run_dir, config, genome, model_kwargs, description, r
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs, eta_min=config.lr_min)
 
     state = {"best_state": None, "best_epoch": 0, "best_ua": -math.inf, "best_wa": math.nan, "log": []}
+    stateful = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
     if resume and checkpoint_path.exists():
-        state = _load_checkpoint(checkpoint_path, identity, model, optimizer, scheduler)
+        state = load_checkpoint(checkpoint_path, identity, stateful)
     log = state["log"]
 
     bar = tqdm(total=config.epochs, initial=len(log), desc=f"{model_name} fold {data.fold.index}", unit="epoch",
@@ -264,7 +242,7 @@ def _fit(model_name, data, run_dir, config, genome, model_kwargs, description, r
         log.append(record)
         if not len(x_val) or val["ua"] > state["best_ua"]:  # strict: ties keep the earlier epoch
             state.update(best_state=_cpu_copy(model.state_dict()), best_epoch=epoch + 1, best_ua=val["ua"], best_wa=val["wa"])
-        _save_checkpoint(checkpoint_path, identity, model, optimizer, scheduler, state)
+        save_checkpoint(checkpoint_path, identity, stateful, state)
         atomic_write_bytes(run_dir / "log.csv", pd.DataFrame(log, columns=LOG_COLUMNS).to_csv(index=False).encode())
         if callback is not None:
             callback(dict(record))
@@ -288,7 +266,7 @@ def _finish(run_dir: Path, model, state: dict, data: FoldData, description: dict
     atomic_torch_save(state["best_state"], run_dir / "model.pt")
     _write_figures(run_dir, pd.DataFrame(log, columns=LOG_COLUMNS), test["confusion"], classes)
     write_json(metrics, run_dir / "metrics.json")  # last: marks the run finished
-    (run_dir / "checkpoint.pt").unlink(missing_ok=True)
+    (run_dir / CHECKPOINT).unlink(missing_ok=True)
     return read_json(run_dir / "metrics.json")
 
 
@@ -310,10 +288,9 @@ def load_trained(run_dir: str | Path, device="cpu") -> tuple[nn.Module, dict]:
 # helpers
 
 
-def _describe(model_name, data, config, genome, model_kwargs, feature_config, extra) -> dict:
+def _describe(model_name, data, config, genome, model_kwargs, extra) -> dict:
     """The content of config.json."""
-    if feature_config is not None and not isinstance(feature_config, dict):
-        feature_config = feature_config.to_dict()
+    feature_config = data.feature_config.to_dict() if data.feature_config is not None else None
     return {
         "model_name": model_name, "model_kwargs": model_kwargs, "genome": genome.to_dict() if genome else None,
         "classes": list(data.classes), "feature_config": feature_config, "normalizer": data.normalizer.to_dict(),
@@ -351,18 +328,11 @@ def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
 
 
-def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
-    """A generator per (seed, epoch): the batch order does not depend on what ran before, so a resumed run matches."""
-    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))
-
-
 def _train_epoch(model, x, y, criterion, optimizer, config: TrainConfig, epoch: int, device) -> tuple[float, float]:
     """One pass over the shuffled training rows; returns (mean loss, accuracy)."""
     model.train()
-    generator = _epoch_generator(config.seed, epoch)  # batch order and augmentations
-    batches = list(torch.randperm(len(x), generator=generator).split(config.batch_size))
-    if len(batches) > 1 and len(batches[-1]) == 1:
-        batches.pop()  # BatchNorm cannot normalise a batch of one
+    generator = epoch_generator(config.seed, epoch)  # batch order and augmentations
+    batches = epoch_batches(len(x), config.batch_size, generator)
     total_loss = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen = 0
@@ -390,34 +360,8 @@ def _cpu_copy(state_dict: dict) -> dict:
     return {k: v.detach().to("cpu", copy=True) for k, v in state_dict.items()}
 
 
-def _rng_state() -> dict:
-    state = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _save_checkpoint(path: Path, identity: dict, model, optimizer, scheduler, state: dict) -> None:
-    atomic_torch_save({"identity": json.dumps(identity, sort_keys=True), "model": model.state_dict(),
-                       "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                       "state": state, "rng": _rng_state()}, path)
-
-
-def _load_checkpoint(path: Path, identity: dict, model, optimizer, scheduler) -> dict:
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    if checkpoint["identity"] != json.dumps(identity, sort_keys=True):
-        raise ValueError(f"{path} is a checkpoint of another configuration; use another run_dir or resume=False")
-    model.load_state_dict(checkpoint["model"])
-    optimizer.load_state_dict(checkpoint["optimizer"])
-    scheduler.load_state_dict(checkpoint["scheduler"])
-    torch.set_rng_state(checkpoint["rng"]["torch"])
-    if "cuda" in checkpoint["rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
-    return checkpoint["state"]
-
-
 def _write_figures(run_dir: Path, log: pd.DataFrame, confusion: list, classes) -> None:
-    from emokit.viz import confusion_matrix_figure, training_curves
+    from emokit.viz.training import confusion_matrix_figure, training_curves
 
     curves = training_curves(log[["epoch", "train_loss", "val_loss", "train_acc", "val_ua", "val_wa"]]).figure
     for name, fig in (("confusion.png", confusion_matrix_figure(np.asarray(confusion), classes)), ("curves.png", curves)):

@@ -114,11 +114,11 @@ def tiny_layout() -> tuple[np.ndarray, list[str], list[str]]:
 
 
 def make_fold_data(features: np.ndarray, labels, speakers, roles, paths=None, classes=TINY_CLASSES,
-                   normalization="train"):
+                   normalization="train", feature_config=None):
     """A FoldData from hand-made arrays: features (n, 1, rows, columns), labels as class indices."""
     import pandas as pd
 
-    from emokit.pipeline import fold_data
+    from emokit.fold_data import fold_data
     from emokit.splits import Fold
 
     n = len(labels)
@@ -130,7 +130,7 @@ def make_fold_data(features: np.ndarray, labels, speakers, roles, paths=None, cl
     test_speakers = tuple(sorted({s for s, r in zip(speakers, roles) if r == "test"}))
     fold = Fold(index=0, test_speakers=test_speakers, roles=pd.Series(roles, index=manifest.index, name="role"),
                 row_speakers=pd.Series(speakers, index=manifest.index))
-    return fold_data(features, manifest, fold, classes, normalization)
+    return fold_data(features, manifest, fold, classes, normalization, feature_config)
 
 
 @pytest.fixture(scope="session")
@@ -139,8 +139,8 @@ def tiny_fold_factory():
     out as in :func:`tiny_layout`; ``tiny_fold_factory.labels`` are their classes."""
     labels, speakers, roles = tiny_layout()
 
-    def build(features: np.ndarray, paths=None):
-        return make_fold_data(features, labels, speakers, roles, paths)
+    def build(features: np.ndarray, paths=None, feature_config=None):
+        return make_fold_data(features, labels, speakers, roles, paths, feature_config=feature_config)
 
     build.labels = labels
     return build

@@ -8,31 +8,36 @@ from emokit.results import export_table, per_fold_table, summary_table
 
 TINY = dict(
     features={"duration": 2.0, "n_mfcc": 32, "n_mels": 32},
-    search={"epochs": 1, "batch_size": 32, "cnn_cells": 2, "cnn_nodes": 2, "seq_cells": 1, "seq_nodes": 2,
-            "channels": 4, "seq_hidden": 8},
-    retrain={"epochs": 1, "batch_size": 32, "cnn_cells": 2, "seq_cells": 1, "channels": 4, "seq_hidden": 8,
-             "train_roles": ["search", "train"]},
+    space={"cnn_cells": 2, "cnn_nodes": 2, "seq_cells": 1, "seq_nodes": 2, "channels": 4, "seq_hidden": 8,
+           "stem_stride": 1},
+    search={"epochs": 1, "batch_size": 32},
+    net={"cnn_cells": 2, "seq_cells": 1, "channels": 4, "seq_hidden": 8, "stem_stride": 1},
+    train={"epochs": 1, "batch_size": 32, "train_roles": ["search", "train"]},
 )
 
 
 def test_presets_and_overrides():
     grid = make_grid("paper")
-    assert grid.search["epochs"] == 300 and grid.retrain["epochs"] == 300 and grid.search["batch_size"] == 64
-    assert (grid.search["cnn_cells"], grid.search["seq_cells"]) == (4, 2)
+    assert grid.search["epochs"] == 300 and grid.train["epochs"] == 300 and grid.search["batch_size"] == 64
+    assert (grid.space["cnn_cells"], grid.space["seq_cells"]) == (4, 2)
     assert grid.normalization == "train" and grid.features == {}  # the paper's MFCC maps and normaliser
     quick = make_grid("quick", search={"epochs": 2}, folds=[0])
     assert quick.normalization == "speaker" and quick.features["kind"] == "logmel"
     assert make_grid("quick", normalization="train").normalization == "train"
-    assert quick.search["epochs"] == 2 and quick.search["channels"] == PRESETS["quick"]["search"]["channels"]
+    assert quick.search["epochs"] == 2 and quick.search["batch_size"] == PRESETS["quick"]["search"]["batch_size"]
     with pytest.raises(KeyError, match="quick"):
         make_grid("huge")
     with pytest.raises(KeyError, match="unknown grid settings"):
         make_grid("quick", epochz=3)
     assert make_grid("quick", search={"alpha_lr": 3e-3}).search["alpha_lr"] == 3e-3  # notebook 02 takes it
-    with pytest.raises(KeyError, match=r"unknown search settings \['alpha_rl'\].*02_search.ipynb.*alpha_lr"):
+    with pytest.raises(KeyError, match=r"grid 'search': unknown SearchConfig settings \['alpha_rl'\].*alpha_lr"):
         make_grid("quick", search={"alpha_rl": 3e-3})
-    with pytest.raises(KeyError, match=r"unknown retrain settings \['epoch'\].*04_retrain.ipynb"):
-        make_grid("paper", retrain={"epoch": 3})
+    with pytest.raises(KeyError, match=r"grid 'train': unknown TrainConfig settings \['epoch'\]"):
+        make_grid("paper", train={"epoch": 3})
+    with pytest.raises(KeyError, match=r"grid 'features': unknown FeatureConfig settings \['fmaxx'\].*fmax"):
+        make_grid("paper", features={"fmaxx": 4000})
+    with pytest.raises(KeyError, match=r"grid 'space'.*\['cnn_cell'\]"):
+        make_grid("paper", space={"cnn_cell": 2})
 
 
 def test_grid_from_yaml(tmp_path):
@@ -111,15 +116,15 @@ def test_changed_settings_rerun_and_keep_the_old_folder_aside(datasets_root, tmp
     calls = []
 
     def fake_execute(notebook, output, parameters, timeout=None):
-        calls.append((notebook, parameters.get("epochs")))
+        calls.append((notebook, parameters.get("train", {}).get("epochs")))
         output.parent.mkdir(parents=True, exist_ok=True)
 
     monkeypatch.setattr(experiments, "_execute", fake_execute)
     options = dict(data_root=str(datasets_root), results_dir=str(tmp_path), folds=[0], baselines=["cnn"], scopes=[])
     run_grid(make_grid("quick", **options), progress=False)
     run_grid(make_grid("quick", **options), progress=False)
-    assert [c for c in calls if c[0] == "04_retrain.ipynb"] == [("04_retrain.ipynb", PRESETS["quick"]["retrain"]["epochs"])]
-    results = run_grid(make_grid("quick", retrain={"epochs": 3}, **options), progress=False)
+    assert [c for c in calls if c[0] == "04_retrain.ipynb"] == [("04_retrain.ipynb", PRESETS["quick"]["train"]["epochs"])]
+    results = run_grid(make_grid("quick", train={"epochs": 3}, **options), progress=False)
     assert [c for c in calls if c[0] == "04_retrain.ipynb"][-1] == ("04_retrain.ipynb", 3)
     assert len(results) == 1 and results["status"].tolist() == ["done"]
     assert len(list((tmp_path / "runs" / "emodb" / "cnn").glob("fold0-seed0.stale-*"))) == 1

@@ -17,7 +17,7 @@ import soundfile
 from emokit import features as F
 from emokit.data import MANIFEST_COLUMNS, skipped_files
 from emokit.features import FEATURE_KINDS, FeatureConfig, Normalizer, cache_key, extract, feature_map, fix_length, load_audio
-from emokit.pipeline import fold_data
+from emokit.fold_data import fold_data
 from emokit.splits import ROLES, make_folds
 
 # 0.5 s at 16 kHz, hop 125 -> 64 frames, pooled by 4 -> 16 columns; 16 MFCCs.

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import make_fold_data, tiny_layout
 from emokit.features import speaker_standardize
-from emokit.pipeline import fold_data
+from emokit.fold_data import fold_data
 
 
 def voices(seed=0):

@@ -40,9 +40,13 @@ def test_notebook_01_parameters_cell():
     (cell,) = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     namespace: dict = {}
     exec(cell.source, namespace)  # plain assignments only
-    expected = dict(corpus="emodb", data_root=None, duration=8.0, sample_rate=16000, n_mfcc=128, n_mels=128,
-                    hop_length=250, n_fft=1024, time_pool=4, kind="mfcc", output_dir="results/features", n_jobs=-1, seed=0)
+    expected = dict(corpus="emodb", data_root=None, features={}, output_dir="results/features", n_jobs=-1, seed=0)
     assert {k: namespace[k] for k in expected} == expected
+    from emokit.features import FeatureConfig
+
+    config = FeatureConfig.from_dict(namespace["features"])  # {}: the paper's maps
+    assert (config.duration, config.sample_rate, config.n_mfcc, config.n_mels, config.hop_length, config.n_fft,
+            config.time_pool, config.kind) == (8.0, 16000, 128, 128, 250, 1024, 4, "mfcc")
 
 
 @pytest.mark.slow
@@ -56,7 +60,8 @@ def test_notebook_01_runs_on_emodb(tmp_path, datasets_root):
     executed = tmp_path / "01_features.out.ipynb"
     papermill.execute_notebook(
         str(NOTEBOOK_01), str(executed),
-        parameters=dict(corpus="emodb", data_root=str(datasets_root), output_dir=str(output_dir), n_jobs=1, seed=0, **TINY),
+        parameters=dict(corpus="emodb", data_root=str(datasets_root), output_dir=str(output_dir), n_jobs=1, seed=0,
+                        features=TINY),
         kernel_name="python3", cwd=str(REPO), progress_bar=False, execution_timeout=300,
     )
 

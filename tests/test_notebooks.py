@@ -10,6 +10,7 @@ from emokit.search.genotype import Genome
 ROOT = Path(__file__).resolve().parents[1]
 TINY_FEATURES = {"duration": 2.0, "n_mfcc": 32, "n_mels": 32}
 TINY_SPACE = dict(cnn_cells=2, cnn_nodes=2, seq_cells=1, seq_nodes=2, channels=4, seq_hidden=8)
+TINY_NET = dict(cnn_cells=2, seq_cells=1, channels=4, seq_hidden=8)
 
 pytestmark = pytest.mark.slow
 
@@ -36,8 +37,8 @@ def search_run(tmp_path_factory, datasets_root):
     base = tmp_path_factory.mktemp("nb")
     run_dir = base / "runs" / "search"
     run_notebook("02_search.ipynb", base, corpus="emodb", data_root=str(datasets_root),
-                 feature_dir=str(base / "features"), feature_config=TINY_FEATURES, fold=0, epochs=2,
-                 batch_size=32, run_dir=str(run_dir), **TINY_SPACE)  # live=True: widgets under papermill
+                 feature_dir=str(base / "features"), features=TINY_FEATURES, fold=0, space=TINY_SPACE,
+                 search={"epochs": 2, "batch_size": 32}, run_dir=str(run_dir))  # live=True: widgets under papermill
     return base, run_dir
 
 
@@ -68,9 +69,9 @@ def test_retrain_notebook_trains_the_genome_and_scores_the_test_speakers(search_
     base, run_dir = search_run
     retrain_dir = base / "runs" / "retrain"
     run_notebook("04_retrain.ipynb", base, corpus="emodb", data_root=str(datasets_root),
-                 feature_dir=str(base / "features"), feature_config=TINY_FEATURES, fold=0, model="genome",
-                 search_dir=str(run_dir), epochs=2, batch_size=32, cnn_cells=2, seq_cells=1, channels=4,
-                 seq_hidden=8, run_dir=str(retrain_dir), live=False)
+                 feature_dir=str(base / "features"), features=TINY_FEATURES, fold=0, model="genome",
+                 search_dir=str(run_dir), train={"epochs": 2, "batch_size": 32}, net=TINY_NET,
+                 run_dir=str(retrain_dir), live=False)
     import json
 
     metrics = json.loads((retrain_dir / "metrics.json").read_text())

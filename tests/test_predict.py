@@ -32,10 +32,9 @@ def tiny_run(tmp_path_factory, tiny_fold_factory):
     paths = [str(write_tone(root / f"utt{i:02d}.wav", 220 * (k + 1) * (1 + 0.02 * (i % 3)), seed=i))
              for i, k in enumerate(labels)]
     features, _ = extract(pd.DataFrame({"path": paths}), FEATURES, cache_dir=None, n_jobs=1, progress=False)
-    data = tiny_fold_factory(features, paths=paths)
+    data = tiny_fold_factory(features, paths=paths, feature_config=FEATURES)
     run_dir = root / "run"
-    train_model("cnn", data, run_dir, FAST, model_kwargs={"input_shape": FEATURES.shape}, feature_config=FEATURES,
-                progress=False)
+    train_model("cnn", data, run_dir, FAST, model_kwargs={"input_shape": FEATURES.shape}, progress=False)
     return run_dir
 
 
@@ -87,10 +86,10 @@ def test_speaker_normalised_run_predicts_each_speaker_with_their_own_statistics(
     paths = [str(write_tone(tmp_path / f"u{i:02d}.wav", 220 * (k + 1) * (1 + 0.1 * int(s[1])), seed=i))
              for i, (k, s) in enumerate(zip(labels, speakers))]
     features, _ = extract(pd.DataFrame({"path": paths}), FEATURES, cache_dir=None, n_jobs=1, progress=False)
-    data = make_fold_data(features, labels, speakers, roles, paths=paths, normalization="speaker")
+    data = make_fold_data(features, labels, speakers, roles, paths=paths, normalization="speaker",
+                          feature_config=FEATURES)
     run_dir = tmp_path / "run"
-    train_model("cnn", data, run_dir, FAST, model_kwargs={"input_shape": FEATURES.shape}, feature_config=FEATURES,
-                progress=False)
+    train_model("cnn", data, run_dir, FAST, model_kwargs={"input_shape": FEATURES.shape}, progress=False)
 
     new = paths[:8] + paths[-8:]  # two speakers, 8 files each
     keys = ["a"] * 8 + ["b"] * 8

@@ -241,7 +241,7 @@ def test_missing_dot_error(tmp_path, monkeypatch):
 
 def test_dot_vanishing_during_render(tmp_path, monkeypatch):
     graph = viz.cell_graph(GENOME_A, "normal")
-    monkeypatch.setattr(viz.shutil, "which", lambda name: "/usr/bin/dot")
+    monkeypatch.setattr(viz.cells.shutil, "which", lambda name: "/usr/bin/dot")
 
     def broken_pipe(*args, **kwargs):
         raise graphviz.ExecutableNotFound(["dot"])

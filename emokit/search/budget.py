@@ -9,6 +9,7 @@ import time
 import torch
 
 from emokit.search.architect import Architect, precision_context, search_step
+from emokit.search.loop import SearchConfig
 from emokit.search.supernet import SearchSpace, Supernet, count_parameters
 from emokit.utils import resolve_device, reuse_freed_memory
 
@@ -61,30 +62,36 @@ def _reset_hwm() -> int | None:
         return None
 
 
-def estimate_cost(space: SearchSpace, batch_size: int, device="auto", order: str = "first",
-                  n_search: int | None = None, epochs: int | None = None, alpha_fraction: float = 0.5,
-                  channels_last: bool = True, repeats: int = 1, skip_none: bool = True,
-                  recompute_edges: bool = False, share_relu: bool = True, group_rnns: bool = True,
-                  state_by_state: bool = True, precision: str = "fp32") -> dict:
-    """Measure one search step of ``space`` at ``batch_size`` on random data.
+def estimate_cost(space: SearchSpace, config: SearchConfig = SearchConfig(), n_search: int | None = None,
+                  repeats: int = 1, fast: bool = True) -> dict:
+    """Measure one search step of ``space`` under ``config`` (its batch size,
+    order, precision, layout, edge recomputation and device) on random data.
+
+    Parameters
+    ----------
+    n_search : rows of the search set; with it the epoch and total times
+        (``config.epochs``) are projected
+    repeats : timed steps (the median is reported) after one warm-up step
+    fast : False times the plain DARTS reference (:mod:`emokit.search.cells`)
 
     Returns
     -------
-    dict with ``parameters`` (supernet weights), ``step_seconds`` (median
-    of ``repeats`` timed steps after one warm-up step), ``forward_seconds``,
-    ``peak_memory_bytes`` (None if unmeasurable), ``steps_per_epoch`` and
-    ``epoch_seconds`` / ``total_seconds`` projections when ``n_search`` /
-    ``epochs`` are given.
+    dict with ``parameters`` (supernet weights), ``step_seconds``,
+    ``forward_seconds``, ``peak_memory_bytes`` (None if unmeasurable), and
+    ``steps_per_epoch``, ``epoch_seconds``, ``total_seconds`` when
+    ``n_search`` is given.
     """
-    device = resolve_device(device)
+    device = resolve_device(config.device)
     reuse_freed_memory()
-    model = Supernet(space, skip_none=skip_none, recompute_edges=recompute_edges, share_relu=share_relu,
-                     group_rnns=group_rnns, state_by_state=state_by_state).to(device)
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    batch_size, order, precision = config.batch_size, config.order, config.precision
+    model = Supernet(space, fast=fast, recompute_edges=config.recompute_edges).to(device)
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
-    w_opt = torch.optim.SGD(model.weight_parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4)
-    a_opt = torch.optim.Adam(model.arch_parameters(), lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
-    architect = Architect(model, a_opt, order=order)
+    w_opt = torch.optim.SGD(model.weight_parameters(), lr=config.w_lr, momentum=config.w_momentum,
+                            weight_decay=config.w_weight_decay)
+    a_opt = torch.optim.Adam(model.arch_parameters(), lr=config.alpha_lr, betas=config.alpha_betas,
+                             weight_decay=config.alpha_weight_decay)
+    architect = Architect(model, a_opt, order, config.w_momentum, config.w_weight_decay)
     x = torch.randn(batch_size, 1, *space.input_shape, device=device).contiguous(memory_format=memory_format)
     y = torch.randint(0, space.n_classes, (batch_size,), device=device)
 
@@ -92,13 +99,14 @@ def estimate_cost(space: SearchSpace, batch_size: int, device="auto", order: str
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    search_step(model, w_opt, architect, x, y, x, y, 0.025, 5.0, precision)  # warm-up: kernel selection, allocations
+    search_step(model, w_opt, architect, x, y, x, y, config.w_lr, config.grad_clip,
+                precision)  # warm-up: kernel selection, allocations
     times = []
     with PeakMemory(device) as memory:
         for _ in range(repeats):
             sync()
             start = time.perf_counter()
-            search_step(model, w_opt, architect, x, y, x, y, 0.025, 5.0, precision)
+            search_step(model, w_opt, architect, x, y, x, y, config.w_lr, config.grad_clip, precision)
             sync()
             times.append(time.perf_counter() - start)
     model.eval()
@@ -113,11 +121,11 @@ def estimate_cost(space: SearchSpace, batch_size: int, device="auto", order: str
            "parameters": count_parameters(model), "step_seconds": step, "forward_seconds": forward,
            "samples_per_second": batch_size / step, "peak_memory_bytes": memory.peak}
     if n_search is not None:
-        n_weight_half = max(1, int(round(n_search * (1 - alpha_fraction))))
-        out["steps_per_epoch"] = math.ceil(n_weight_half / batch_size)
+        n_weight_half = max(1, int(round(n_search * (1 - config.alpha_fraction))))
+        steps = math.ceil(n_weight_half / batch_size)
+        out["steps_per_epoch"] = steps - 1 if steps > 1 and n_weight_half % batch_size == 1 else steps  # see epoch_batches
         out["epoch_seconds"] = out["steps_per_epoch"] * step
-        if epochs is not None:
-            out["total_seconds"] = out["epoch_seconds"] * epochs
+        out["total_seconds"] = out["epoch_seconds"] * config.epochs
     return out
 
 

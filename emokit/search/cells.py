@@ -8,16 +8,11 @@ the width ``d`` stays fixed along the sequence component).
 """
 from __future__ import annotations
 
-import contextlib
-
 import torch
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from emokit.search.genotype import CellGenes
-from emokit.search.grouped_rnn import groupable, grouped_recurrence
-from emokit.search.ops import (CNN_OPS, SEQ_OPS, FactorizedReduce, PoolBN, Recurrent, ReLUConvBN, after_leading_relu,
-                               recomputing)
+from emokit.search.ops import CNN_OPS, SEQ_OPS, FactorizedReduce, ReLUConvBN
 
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
@@ -33,34 +28,18 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
 
 
 class MixedOp(nn.Module):
-    """One supernet edge: ``sum_o softmax(alpha)_o * o(x)``.
+    """One supernet edge: ``sum_o softmax(alpha)_o * o(x)`` (DARTS eq. 1).
 
-    ``none`` contributes exactly zero to the sum, so by default it is not run
-    (``skip_none``): same output and the same alpha gradients (its weight
-    still enters the softmax), less work. ``partial > 1`` is PC-DARTS: only
-    ``1/partial`` of the channels go through the ops, the rest bypass them
-    and the channels are shuffled. ``share_relu``: the ops that start with a
-    ReLU (every conv op) share one ``relu(x)`` -- same output and gradients,
-    one stored activation instead of five. ``group_rnns``: the tanh RNN ops
-    (all of which read ``x``) run as one batched recurrence
-    (:mod:`emokit.search.grouped_rnn`) -- same outputs and gradients.
+    ``partial > 1`` is PC-DARTS: only ``1/partial`` of the channels go
+    through the ops, the rest bypass them, and the channels are shuffled.
     """
 
-    def __init__(self, ops: tuple[str, ...], build, partial: int = 1, stride: int = 1, skip_none: bool = True,
-                 share_relu: bool = False, group_rnns: bool = False):
+    def __init__(self, ops: tuple[str, ...], build, partial: int = 1, stride: int = 1):
         super().__init__()
-        self.op_names = ops
+        self.op_names = tuple(ops)
         self.ops = nn.ModuleList(build(name) for name in ops)
-        self.active = [i for i, name in enumerate(ops) if not (skip_none and name == "none")]
         self.partial = partial
         self.stride = stride
-        # Plain lists, not modules: the layers stay registered once, under ops.
-        tails = {i: after_leading_relu(self.ops[i]) for i in self.active} if share_relu else {}
-        self.tails = {i: t for i, t in tails.items() if t is not None}
-        # Only the RNNs: PyTorch runs each of them step by step on the CPU, while
-        # its LSTM kernel (oneDNN) beat the grouped LSTM recurrence (measured).
-        self.rnn_group = [i for i in self.active if group_rnns and isinstance(self.ops[i], Recurrent)
-                          and isinstance(self.ops[i].rnn, nn.RNN) and groupable(self.ops[i].rnn)]
 
     def split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``x`` -> (channels through the ops, bypassing channels or None).
@@ -77,38 +56,15 @@ class MixedOp(nn.Module):
             bypass = nn.functional.max_pool2d(bypass, 2, 2, ceil_mode=True)
         return through, bypass
 
-    def op_output(self, i: int, x: torch.Tensor, relu: torch.Tensor | None = None) -> torch.Tensor:
-        """Op ``i`` applied to ``x``; ``relu`` = ``relu(x)`` for the ops that start with one."""
-        if i in self.tails:
-            out = relu if relu is not None else torch.relu(x)
-            for layer in self.tails[i]:
-                out = layer(out)
-            return out
-        return self.ops[i](x)
-
-    def weighted_sum(self, x: torch.Tensor, weights: torch.Tensor, total: torch.Tensor | None = None) -> torch.Tensor:
-        """``total + sum_o weights[o] * o(x)`` over the active ops."""
-        relu = torch.relu(x) if self.tails else None
-        grouped = dict(zip(self.rnn_group, grouped_recurrence(x, [self.ops[i].rnn for i in self.rnn_group])))
-        for i in self.active:
-            out = self.ops[i].attend(grouped[i]) if i in grouped else self.op_output(i, x, relu)
-            total = accumulate(total, weights[i], out)
-        return total
-
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         through, bypass = self.split(x)
-        out = self.weighted_sum(through, weights)
+        out = sum(w * op(through) for w, op in zip(weights, self.ops))
         return out if bypass is None else channel_shuffle(torch.cat([out, bypass], dim=1), self.partial)
 
 
-def accumulate(total: torch.Tensor | None, weight: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """``total + weight * out`` (``weight * out`` when ``total`` is None), in
-    place where the dtypes allow: one pass over the map instead of two."""
-    if total is None:
-        return out * weight
-    if total.dtype == out.dtype:
-        return total.addcmul_(weight, out)
-    return torch.addcmul(total, weight, out)
+def edge_index(source: int, node: int) -> int:
+    """Index in a cell's ``edges`` (and in the alpha rows) of the edge state ``source`` -> node ``node``."""
+    return sum(2 + k for k in range(node)) + source
 
 
 class CNNCellBase(nn.Module):
@@ -123,98 +79,45 @@ class CNNCellBase(nn.Module):
 
 
 class SearchCNNCell(CNNCellBase):
-    def __init__(self, ops, n_nodes, c_pp, c_p, c, reduction, reduction_prev, partial=1, skip_none=True,
-                 share_relu=True, state_by_state=True):
+    """A supernet CNN cell: node ``j`` is the sum of the mixed edges from
+    every earlier state (DARTS eq. 2); the output concatenates the nodes."""
+
+    edge_index = staticmethod(edge_index)
+
+    def __init__(self, ops, n_nodes, c_pp, c_p, c, reduction, reduction_prev, partial=1):
         super().__init__(c_pp, c_p, c, reduction_prev, affine=False)
-        self.state_by_state = state_by_state  # False: edge by edge, as plain DARTS
         self.reduction = reduction
         self.n_nodes = n_nodes
         self.edges = nn.ModuleList()
         for j in range(n_nodes):
             for i in range(2 + j):
-                stride = 2 if reduction and i < 2 else 1
-                self.edges.append(MixedOp(ops, lambda name, s=stride: CNN_OPS.get(name)(c // partial, s, False),
-                                          partial, stride, skip_none, share_relu))
-        # Parameter-free ops (pooling with affine-free BatchNorm, identity) give
-        # the same map on every edge that reads the same state.
-        self.shared_ops = [i for i, op in enumerate(self.edges[0].ops)
-                           if isinstance(op, (PoolBN, nn.Identity)) and not list(op.parameters())]
+                stride = 2 if reduction and i < 2 else 1  # reduction cells halve the map on the input edges
+                build = lambda name, s=stride: CNN_OPS.get(name)(c // partial, s, False)  # noqa: E731
+                self.edges.append(MixedOp(ops, build, partial, stride))
 
-    def edge_index(self, source: int, node: int) -> int:
-        """Index in ``edges`` (and in the alpha rows) of the edge state ``source`` -> node ``node``."""
-        return sum(2 + k for k in range(node)) + source
-
-    def forward(self, s0, s1, weights, recompute: bool = False):
-        """``recompute``: keep only each edge's input and output for the
-        backward pass and recompute its inside (gradient checkpointing)."""
+    def forward(self, s0, s1, weights):
         states = [self.pre0(s0), self.pre1(s1)]
-        recompute = recompute and torch.is_grad_enabled()
-        if recompute or not self.state_by_state:
-            return self._forward_by_edge(states, weights, recompute)
-        return self._forward_by_source(states, weights)
-
-    def _forward_by_edge(self, states, weights, recompute=False):
-        offset = 0
-        for _ in range(self.n_nodes):
-            outs = [checkpoint(self.edges[offset + i], h, weights[offset + i], use_reentrant=False,
-                               context_fn=lambda: (contextlib.nullcontext(), recomputing())) if recompute
-                    else self.edges[offset + i](h, weights[offset + i])
-                    for i, h in enumerate(states)]
-            states.append(sum(outs))
-            offset += len(states) - 1
-        return torch.cat(states[2:], dim=1)
-
-    def _forward_by_source(self, states, weights):
-        """Same sums as edge by edge, state by state: the edges reading one
-        state share its split, its ReLU and their parameter-free ops, and
-        PC-DARTS' concatenation and channel shuffle run once per node (they
-        are linear) instead of once per edge."""
-        mixed = [None] * self.n_nodes  # per node: sum of its edges' weighted op outputs
-        bypass = [None] * self.n_nodes  # per node, PC-DARTS: sum of its edges' bypassing channels
-        for source in range(self.n_nodes + 1):  # the last node feeds no other
-            nodes = range(max(0, source - 1), self.n_nodes)
-            edges = [(self.edges[k], weights[k]) for k in (self.edge_index(source, j) for j in nodes)]
-            first = edges[0][0]
-            through, passing = first.split(states[source])
-            relu = torch.relu(through) if first.tails else None
-            shared = {}
-            for j, (edge, w) in zip(nodes, edges):
-                for i in edge.active:
-                    if i in self.shared_ops:
-                        if i not in shared:
-                            shared[i] = first.op_output(i, through, relu)
-                        elif self.training:  # keep every edge's BatchNorm statistics as if it had run
-                            with torch.no_grad():
-                                for own, ran in zip(edge.ops[i].buffers(), first.ops[i].buffers()):
-                                    own.copy_(ran)
-                        out = shared[i]
-                    else:
-                        out = edge.op_output(i, through, relu)
-                    mixed[j] = accumulate(mixed[j], w[i], out)
-                if passing is not None:
-                    bypass[j] = passing if bypass[j] is None else bypass[j] + passing
-            if source >= 1:  # node source-1 has all its edges now
-                node = source - 1
-                states.append(mixed[node] if bypass[node] is None
-                              else channel_shuffle(torch.cat([mixed[node], bypass[node]], dim=1), first.partial))
+        for j in range(self.n_nodes):
+            states.append(sum(self.edges[edge_index(i, j)](h, weights[edge_index(i, j)]) for i, h in enumerate(states)))
         return torch.cat(states[2:], dim=1)
 
 
 class SearchSeqCell(nn.Module):
-    def __init__(self, ops, n_nodes, d, skip_none=True, group_rnns=True):
+    """A supernet SeqNN cell: as a CNN cell, but the output averages the
+    nodes (the width ``d`` stays fixed along the sequence component)."""
+
+    edge_index = staticmethod(edge_index)
+
+    def __init__(self, ops, n_nodes, d):
         super().__init__()
         self.n_nodes = n_nodes
-        self.edges = nn.ModuleList(
-            MixedOp(ops, lambda name: SEQ_OPS.get(name)(d), skip_none=skip_none, group_rnns=group_rnns)
-            for j in range(n_nodes) for _ in range(2 + j)
-        )
+        self.edges = nn.ModuleList(MixedOp(ops, lambda name: SEQ_OPS.get(name)(d))
+                                   for j in range(n_nodes) for _ in range(2 + j))
 
     def forward(self, s0, s1, weights):
         states = [s0, s1]
-        offset = 0
-        for _ in range(self.n_nodes):
-            states.append(sum(self.edges[offset + i](h, weights[offset + i]) for i, h in enumerate(states)))
-            offset += len(states) - 1
+        for j in range(self.n_nodes):
+            states.append(sum(self.edges[edge_index(i, j)](h, weights[edge_index(i, j)]) for i, h in enumerate(states)))
         return torch.stack(states[2:]).mean(0)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -20,16 +20,17 @@ import pandas as pd
 import torch
 from sklearn.model_selection import train_test_split
 
+from emokit.config import Config
+from emokit.resume import CHECKPOINT, epoch_batches, epoch_generator, load_checkpoint, save_checkpoint
 from emokit.search.architect import PRECISIONS, Architect, search_step
 from emokit.search.genotype import (COLLAPSE_REMEDIES, UNDECIDED_REMEDIES, Genome, collapse_report,
                                     undecided_report)
 from emokit.search.supernet import SearchSpace, Supernet, count_parameters
-from emokit.utils import (atomic_torch_save, atomic_write_bytes, read_json, resolve_device, reuse_freed_memory,
-                          seed_everything, write_json)
+from emokit.utils import atomic_write_bytes, resolve_device, reuse_freed_memory, seed_everything, write_json
 
 
 @dataclass(frozen=True)
-class SearchConfig:
+class SearchConfig(Config):
     """Optimisation settings of a search (defaults: the public DARTS code the
     paper used; the paper runs 300 epochs).
 
@@ -68,12 +69,6 @@ class SearchConfig:
         if self.order not in ("first", "second"):
             raise ValueError(f"unknown DARTS order {self.order!r}; known: first, second")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "SearchConfig":
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
 @dataclass
@@ -96,15 +91,6 @@ def _split_halves(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray
     stratify = y if counts[counts > 0].min() >= 2 else None
     w_idx, a_idx = train_test_split(idx, test_size=fraction, random_state=seed, stratify=stratify)
     return np.sort(w_idx), np.sort(a_idx)
-
-
-def _batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
-    order = torch.randperm(n, generator=generator)
-    batches = list(order.split(batch_size))
-    if len(batches) > 1 and len(batches[-1]) == 1:  # BatchNorm cannot train on one sample
-        batches[-2] = torch.cat(batches[-2:])
-        batches.pop()
-    return batches
 
 
 def run_search(
@@ -140,15 +126,8 @@ def run_search(
     if tuple(x.shape[2:]) != tuple(space.input_shape):
         raise ValueError(f"maps of shape {tuple(x.shape[2:])} do not fit the search space's input_shape "
                          f"{tuple(space.input_shape)}")
-    settings = {"search_space": space.to_dict(), "search": config.to_dict(), "meta": meta or {}}
-    checkpoint_path = run_dir / "checkpoint.pt"
-    if resume and (run_dir / "config.json").exists():
-        saved = read_json(run_dir / "config.json")
-        if saved["search_space"] != json.loads(json.dumps(settings["search_space"])) or \
-                saved["search"] != json.loads(json.dumps(settings["search"])):
-            raise ValueError(f"{run_dir} holds a search with other settings; pick a new run folder or resume=False")
-    write_json(settings, run_dir / "config.json")
-    write_json(space.to_dict(), run_dir / "search_space.json")
+    identity = json.loads(json.dumps({"search_space": space.to_dict(), "search": config.to_dict()}))
+    checkpoint_path = run_dir / CHECKPOINT
 
     seed_everything(config.seed)
     reuse_freed_memory()
@@ -168,18 +147,14 @@ def run_search(
     tensor_y = torch.as_tensor(np.asarray(y), dtype=torch.long).to(device)
     x_w, y_w, x_a, y_a = tensor_x[w_idx], tensor_y[w_idx], tensor_x[a_idx], tensor_y[a_idx]
 
-    rows: list[dict] = []
-    history: dict[str, list[np.ndarray]] = {t: [] for t in model.alphas}
-    start_epoch = 0
+    stateful = {"model": model, "w_opt": w_opt, "a_opt": a_opt, "scheduler": scheduler}
+    state = {"rows": [], "history": {t: [] for t in model.alphas}}
     if resume and checkpoint_path.exists():
-        state = torch.load(checkpoint_path, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        w_opt.load_state_dict(state["w_opt"])
-        a_opt.load_state_dict(state["a_opt"])
-        scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"])
-        rows, history = state["rows"], state["history"]
-        start_epoch = state["epoch"] + 1
+        state = load_checkpoint(checkpoint_path, identity, stateful, map_location=device)
+    rows, history = state["rows"], state["history"]
+    start_epoch = len(rows)
+    write_json({**identity, "meta": meta or {}}, run_dir / "config.json")
+    write_json(space.describe(), run_dir / "search_space.json")
 
     bar = tqdm(range(start_epoch, config.epochs), desc="search", unit="epoch", disable=not progress,
                initial=start_epoch, total=config.epochs)
@@ -187,9 +162,9 @@ def run_search(
         started = time.perf_counter()
         model.train()
         lr = scheduler.get_last_lr()[0]
-        generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
-        w_batches = _batches(len(w_idx), config.batch_size, generator)
-        a_batches = _batches(len(a_idx), config.batch_size, generator)
+        generator = epoch_generator(config.seed, epoch)
+        w_batches = epoch_batches(len(w_idx), config.batch_size, generator)
+        a_batches = epoch_batches(len(a_idx), config.batch_size, generator)
         sums = dict(w_loss=0.0, w_correct=0, w_n=0, a_loss=0.0, a_correct=0, a_n=0)
         for step, w_batch in enumerate(w_batches):
             a_batch = a_batches[step % len(a_batches)]
@@ -220,9 +195,7 @@ def run_search(
             "genome": json.dumps(genome.to_dict()), "collapse": "; ".join(collapse),
         }
         rows.append(row)
-        atomic_torch_save({"model": model.state_dict(), "w_opt": w_opt.state_dict(), "a_opt": a_opt.state_dict(),
-                           "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(), "epoch": epoch,
-                           "rows": rows, "history": history}, checkpoint_path)
+        save_checkpoint(checkpoint_path, identity, stateful, state)
         _write_outputs(run_dir, rows, history, genome)
         bar.set_postfix(loss=f"{row['weight_loss']:.3f}", alpha_acc=f"{row['alpha_acc']:.2f}")
         if callback is not None:

@@ -8,9 +8,6 @@ units per direction so that every op keeps the width ``d``.
 """
 from __future__ import annotations
 
-import contextlib
-import contextvars
-
 import torch
 from torch import nn
 
@@ -21,52 +18,9 @@ SEQ_OPS: Registry = Registry("SeqNN op")
 
 
 # --- CNN building blocks (as in DARTS) ------------------------------------
-# At most this many channels, BatchNorm / pooling run in NCHW (see _few_channels_last).
-FEW_CHANNELS_BATCHNORM = 8
-FEW_CHANNELS_POOLING = 2
-
-
-def _few_channels_last(x: torch.Tensor, limit: int) -> bool:
-    """PyTorch's channels-last CPU kernels for BatchNorm and pooling vectorise
-    over channels. With few channels (PC-DARTS' cells) they are slower than
-    on NCHW even counting the two layout copies (measured, torch 2.13, batch
-    16, 32-128 pixels square: BatchNorm forward + backward 3-7x slower at 2-4
-    channels, 1.7x at 8, faster from 16; pooling 3x slower at 2 channels,
-    faster from 8), while convolutions are faster in channels-last at every
-    width. Such maps take a detour through NCHW."""
-    return (x.device.type == "cpu" and x.dim() == 4 and x.shape[1] <= limit
-            and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last))
-
-
-_RECOMPUTING = contextvars.ContextVar("emokit_recomputing", default=False)
-
-
-@contextlib.contextmanager
-def recomputing():
-    """Inside: a forward pass that is run a second time (gradient
-    checkpointing), so BatchNorm must not update its running statistics again."""
-    token = _RECOMPUTING.set(True)
-    try:
-        yield
-    finally:
-        _RECOMPUTING.reset(token)
-
-
-class BatchNorm(nn.BatchNorm2d):
-    """``nn.BatchNorm2d`` (same parameters and state) that runs maps of few
-    channels in NCHW on the CPU and leaves its running statistics alone
-    while :func:`recomputing`."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if _few_channels_last(x, FEW_CHANNELS_BATCHNORM):
-            return self._normalise(x.contiguous()).contiguous(memory_format=torch.channels_last)
-        return self._normalise(x)
-
-    def _normalise(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training and _RECOMPUTING.get():  # batch statistics as in the first pass; momentum 0: no update
-            return nn.functional.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, True, 0.0,
-                                            self.eps)
-        return super().forward(x)
+# Plain PyTorch layers. emokit.search.speed swaps some of them for subclasses
+# with the same parameters and faster CPU paths (Supernet(fast=True)).
+BatchNorm = nn.BatchNorm2d
 
 
 class ReLUConvBN(nn.Sequential):
@@ -143,47 +97,10 @@ class Zero(nn.Module):
         return x[:, :, :: self.stride, :: self.stride].mul(0.0)
 
 
-class _MaxPoolKeepingInput(torch.autograd.Function):
-    """3x3 max pooling that stores its input for the backward pass instead of
-    int64 argmax indices: the input is a cell state other ops keep anyway,
-    while the indices would cost 8 bytes per output value (about 450 MiB in
-    the paper's supernet at batch 16). The backward recomputes the pooling."""
-
-    @staticmethod
-    def forward(ctx, x, stride):
-        ctx.save_for_backward(x)
-        ctx.stride = stride
-        return nn.functional.max_pool2d(x, 3, stride, 1)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        with torch.enable_grad():
-            x = x.detach().requires_grad_(True)
-            out = nn.functional.max_pool2d(x, 3, ctx.stride, 1)
-        return torch.autograd.grad(out, x, grad)[0], None
-
-
-class MaxPool3x3(nn.Module):
-    def __init__(self, stride):
-        super().__init__()
-        self.stride = stride
-
-    def forward(self, x):
-        if torch.is_grad_enabled() and x.requires_grad:
-            return _MaxPoolKeepingInput.apply(x, self.stride)
-        return nn.functional.max_pool2d(x, 3, self.stride, 1)
-
-
 class PoolBN(nn.Sequential):
     def __init__(self, kind, c, stride, affine):
-        pool = MaxPool3x3(stride) if kind == "max" else nn.AvgPool2d(3, stride, 1, count_include_pad=False)
+        pool = nn.MaxPool2d(3, stride, 1) if kind == "max" else nn.AvgPool2d(3, stride, 1, count_include_pad=False)
         super().__init__(pool, BatchNorm(c, affine=affine))
-
-    def forward(self, x):
-        if _few_channels_last(x, FEW_CHANNELS_POOLING):  # pool and normalise in NCHW, one detour for both
-            return super().forward(x.contiguous()).contiguous(memory_format=torch.channels_last)
-        return super().forward(x)
 
 
 class Conv7x1_1x7(nn.Sequential):
@@ -196,22 +113,6 @@ class Conv7x1_1x7(nn.Sequential):
             nn.Conv2d(c, c, (7, 1), (stride, 1), (3, 0), bias=False),
             BatchNorm(c, affine=affine),
         )
-
-
-def after_leading_relu(op: nn.Module):
-    """``op`` without its leading ReLU, as a list of callables to apply in
-    turn, or None if ``op`` does not start with a ReLU. Lets a mixed edge
-    compute ``relu(x)`` once for all its conv ops (same result, less memory)."""
-    if isinstance(op, FactorizedReduce):
-        return [op.after_relu]
-    if isinstance(op, nn.Sequential) and len(op):
-        first, rest = op[0], list(op)[1:]
-        if isinstance(first, nn.ReLU):
-            return rest
-        inner = after_leading_relu(first)
-        if inner is not None:
-            return inner + rest
-    return None
 
 
 CNN_OPS.add("none", lambda c, stride, affine: Zero(stride))

@@ -13,19 +13,21 @@ along the frames of one utterance, never across the utterances of a batch.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
+from emokit.config import Config
+from emokit.search import speed
 from emokit.search.cells import SearchCNNCell, SearchSeqCell
 from emokit.search.genotype import CELL_TYPES, Genome, derive_cell, n_edges
 from emokit.search.ops import CNN_OPS, CNN_SCOPE, check_ops, seq_scope
 
 
 @dataclass(frozen=True)
-class SearchSpace:
+class SearchSpace(Config):
     """Everything that fixes the supernet's shape.
 
     Attributes
@@ -92,19 +94,10 @@ class SearchSpace:
         return tuple(t for t in CELL_TYPES
                      if (t != "reduce" or self.reduction_cells) and (t != "seq" or self.seq_cells))
 
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["ops"] = {t: list(self.ops(t)) for t in CELL_TYPES}
-        data["nodes"] = {t: self.nodes(t) for t in CELL_TYPES}
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "SearchSpace":
-        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        for key in ("cnn_ops", "seq_ops", "input_shape"):
-            if fields.get(key) is not None:
-                fields[key] = tuple(fields[key])
-        return cls(**fields)
+    def describe(self) -> dict:
+        """The fields plus, per cell type, its op list and node count (``search_space.json``)."""
+        return {**self.to_dict(), "ops": {t: list(self.ops(t)) for t in CELL_TYPES},
+                "nodes": {t: self.nodes(t) for t in CELL_TYPES}}
 
 
 class Bridge(nn.Module):
@@ -137,20 +130,17 @@ class Supernet(nn.Module):
     Architecture parameters (``arch_parameters``) and weights
     (``weight_parameters``) are optimised separately (bilevel DARTS).
 
-    The other arguments change speed and memory, never the results (each is
-    tested against its plain version): ``skip_none`` (do not run ``none``),
-    ``recompute_edges`` (gradient checkpointing of the CNN edges),
-    ``share_relu`` (one ``relu(x)`` per edge), ``group_rnns`` (an edge's RNN
-    ops as one recurrence), ``state_by_state`` (CNN edges grouped by the
-    state they read). All off is plain DARTS, the benchmark's reference.
+    ``fast`` (default) evaluates the cells with :mod:`emokit.search.speed`
+    (same sums, tested against the reference); ``fast=False`` runs the plain
+    DARTS cells of :mod:`emokit.search.cells`. ``recompute_edges``: recompute
+    each CNN edge's inside in the backward pass instead of storing it (a
+    fraction of the memory for about one more forward pass).
     """
 
-    def __init__(self, space: SearchSpace = SearchSpace(), skip_none: bool = True, recompute_edges: bool = False,
-                 share_relu: bool = True, group_rnns: bool = True, state_by_state: bool = True):
+    def __init__(self, space: SearchSpace = SearchSpace(), fast: bool = True, recompute_edges: bool = False):
         super().__init__()
         self.space = space
-        # Recompute each CNN edge's inside during backward instead of storing
-        # it: a fraction of the memory for about one extra forward pass.
+        self.fast = fast
         self.recompute_edges = recompute_edges
         c = space.channels
         c_stem = space.stem_multiplier * c
@@ -163,14 +153,12 @@ class Supernet(nn.Module):
             if reduction:
                 c_cur *= 2
             self.cnn_cells.append(SearchCNNCell(space.cnn_ops, space.cnn_nodes, c_pp, c_p, c_cur, reduction,
-                                                reduction_prev, space.partial_channels, skip_none, share_relu,
-                                                state_by_state))
+                                                reduction_prev, space.partial_channels))
             reduction_prev = reduction
             c_pp, c_p = c_p, c_cur * space.cnn_nodes
         self.bridge = Bridge(c_p, space.freq_bins, space.seq_hidden)
-        self.seq_cells = nn.ModuleList(
-            SearchSeqCell(space.seq_ops, space.seq_nodes, space.seq_hidden, skip_none, group_rnns) for _ in range(space.seq_cells)
-        )
+        self.seq_cells = nn.ModuleList(SearchSeqCell(space.seq_ops, space.seq_nodes, space.seq_hidden)
+                                       for _ in range(space.seq_cells))
         self.dropout = nn.Dropout(space.dropout)
         self.classifier = nn.Linear(space.seq_hidden, space.n_classes)
         # 1e-3 * randn, as in DARTS; drawn from torch's global RNG (seed first).
@@ -178,6 +166,8 @@ class Supernet(nn.Module):
             t: nn.Parameter(1e-3 * torch.randn(n_edges(space.nodes(t)), len(space.ops(t))))
             for t in space.cell_types()
         })
+        if fast or recompute_edges:  # recomputation needs BatchNorm that knows it is recomputing
+            speed.accelerate(self)
 
     def arch_parameters(self) -> list[nn.Parameter]:
         return list(self.alphas.values())
@@ -189,12 +179,18 @@ class Supernet(nn.Module):
         w = {t: torch.softmax(a, dim=-1) for t, a in self.alphas.items()}
         s0 = s1 = self.stem(x)
         for cell in self.cnn_cells:
-            weights = w["reduce"] if cell.reduction else w["normal"]
-            s0, s1 = s1, cell(s0, s1, weights, self.recompute_edges)
+            s0, s1 = s1, self._cnn_cell(cell, s0, s1, w["reduce"] if cell.reduction else w["normal"])
         h0 = h1 = self.bridge(s1)
         for cell in self.seq_cells:
-            h0, h1 = h1, cell(h0, h1, w["seq"])
+            h0, h1 = h1, speed.seq_cell_forward(cell, h0, h1, w["seq"]) if self.fast else cell(h0, h1, w["seq"])
         return self.classifier(self.dropout(h1.mean(dim=1)))
+
+    def _cnn_cell(self, cell: SearchCNNCell, s0, s1, weights) -> torch.Tensor:
+        if self.recompute_edges and torch.is_grad_enabled():
+            return speed.cnn_cell_recomputed(cell, s0, s1, weights)
+        if self.fast:
+            return speed.cnn_cell_by_state(cell, s0, s1, weights)
+        return cell(s0, s1, weights)
 
     def alpha_snapshot(self) -> dict[str, np.ndarray]:
         """Softmax weights per cell type, (n_edges, n_ops) each."""

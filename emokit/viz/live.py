@@ -13,7 +13,8 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-from emokit.viz import alpha_heatmaps, training_curves
+from emokit.viz.alphas import alpha_heatmaps
+from emokit.viz.training import training_curves
 
 
 def figure_png(fig: Figure, dpi: int = 80) -> bytes:

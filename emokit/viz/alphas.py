@@ -1,289 +1,29 @@
-"""Pictures of a search: cell graphs, alpha heatmaps and training curves.
-
-Two kinds of output:
-
-* cell graphs (:func:`cell_graph`, :func:`genome_figure`) are
-  :class:`graphviz.Digraph` objects in the style of the DARTS papers' figures.
-  Building them needs only the ``graphviz`` Python package; the ``dot``
-  program is needed only to render them (:func:`save_graph`, or inline display
-  in Jupyter). When it is missing a :class:`RuntimeError` says how to install it.
-* everything else returns :class:`matplotlib.figure.Figure` or
-  :class:`matplotlib.axes.Axes` objects built without pyplot, so nothing leaks
-  when they are made in a loop and nothing depends on the backend. In Jupyter
-  show a figure with ``display(fig)`` (or as a cell's last value).
+"""Pictures of the architecture weights: heatmaps, their evolution, op frequency.
 
 Alpha data come as an *alpha snapshot*: ``dict`` cell type -> ndarray
 ``(n_edges, n_ops)`` of softmax weights, rows in
 :func:`~emokit.search.genotype.edge_list` order, with the op names per cell
 type in a second ``dict`` cell type -> list of str. A run folder stores their
-history (see :func:`load_alpha_history`).
+history (see :func:`load_alpha_history`). Every function returns a
+:class:`matplotlib.figure.Figure` built without pyplot.
 """
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-import graphviz
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from emokit.search.genotype import (
-    CELL_TYPES,
-    Genome,
-    edge_labels as _edge_labels,
-    edge_list,
-    n_edges,
-    op_family,
-    state_name,
-)
+from emokit.search.genotype import CELL_TYPES, Genome, edge_labels as _edge_labels, edge_list, n_edges, op_family, state_name
+from emokit.viz.cells import cell_graph, genome_figure, save_graph
+from emokit.viz.style import FAMILY_COLORS, check_cell as _check_cell, pick as _pick, series_colors
 
-__all__ = [
-    "FAMILY_COLORS",
-    "DOT_INSTALL_HINT",
-    "require_dot",
-    "cell_graph",
-    "genome_figure",
-    "save_graph",
-    "load_alpha_history",
-    "alpha_heatmap",
-    "alpha_heatmaps",
-    "alpha_evolution",
-    "op_frequency",
-    "plot_op_frequency",
-    "training_curves",
-    "confusion_matrix_figure",
-]
-
-#: Colour of each op family (see :func:`~emokit.search.genotype.op_family`).
-FAMILY_COLORS: dict[str, str] = {
-    "convolution": "#d62728",
-    "pooling": "#1f77b4",
-    "attention": "#9467bd",
-    "recurrent": "#2ca02c",
-    "identity": "#ff7f0e",
-    "none": "#bbbbbb",
-}
-
-#: How to get the ``dot`` program, quoted in the missing-``dot`` error.
-DOT_INSTALL_HINT = (
-    "the Graphviz 'dot' program is needed to render cell graphs but was not found on PATH. "
-    "Install Graphviz: 'sudo apt-get install graphviz' (Debian/Ubuntu), "
-    "'conda install -c conda-forge graphviz' (conda) or 'brew install graphviz' (macOS); "
-    "the 'graphviz' Python package alone is not enough. "
-    "Drawing (graph.source) works without it."
-)
-
-_INPUT_FILL = "darkseagreen2"
-_NODE_FILL = "lightblue"
-_OUTPUT_FILL = "palegoldenrod"
-_OUTPUT_EDGE = "gray"
 _ANNOTATE_MAX_CELLS = 300  # heatmaps with more cells than this get no numbers
 
-
-# --------------------------------------------------------------------------
-# graphviz
-# --------------------------------------------------------------------------
-def require_dot() -> str:
-    """Check that Graphviz' ``dot`` program is installed.
-
-    Returns
-    -------
-    str
-        Path of the ``dot`` executable.
-
-    Raises
-    ------
-    RuntimeError
-        When ``dot`` is not on ``PATH``, with install instructions.
-    """
-    path = shutil.which("dot")
-    if path is None:
-        raise RuntimeError(DOT_INSTALL_HINT)
-    return path
-
-
-class _Digraph(graphviz.Digraph):
-    """A :class:`graphviz.Digraph` whose Jupyter display fails with the
-    install hint rather than a bare ``ExecutableNotFound``."""
-
-    def _repr_mimebundle_(self, include=None, exclude=None, **kwargs):
-        require_dot()
-        return super()._repr_mimebundle_(include, exclude, **kwargs)
-
-
-def _check_cell(cell: str) -> None:
-    if cell not in CELL_TYPES:
-        raise KeyError(f"unknown cell type {cell!r}; known: {', '.join(CELL_TYPES)}")
-
-
-def _pick(value, cell: str):
-    """``value[cell]`` when ``value`` is a per-cell mapping, else ``value``."""
-    if isinstance(value, Mapping):
-        if cell not in value:
-            raise KeyError(f"no entry for cell type {cell!r}; have {', '.join(map(str, value))}")
-        return value[cell]
-    return value
-
-
-def _edge_weights(genome: Genome, cell: str, weights, ops) -> dict[tuple[int, int, str], float] | None:
-    """Softmax weight of the chosen op on each ``(node, input, op)`` edge of the genome."""
-    if weights is None and ops is None:
-        return None
-    if weights is None or ops is None:
-        raise ValueError("pass both `weights` and `ops` to label edges with weights, or neither")
-    weights = np.asarray(_pick(weights, cell), dtype=float)
-    ops = list(_pick(ops, cell))
-    n_nodes = genome.n_nodes(cell)
-    if weights.shape != (n_edges(n_nodes), len(ops)):
-        raise ValueError(
-            f"{cell} weights have shape {weights.shape}, expected ({n_edges(n_nodes)}, {len(ops)}) "
-            f"for {n_nodes} nodes and {len(ops)} ops"
-        )
-    rows = {edge: r for r, edge in enumerate(edge_list(n_nodes))}
-    out = {}
-    for j, node in enumerate(genome.cell(cell)):
-        for op, src in node:
-            if op not in ops:
-                raise ValueError(f"{cell} node {j} uses op {op!r}, which is not among the ops {ops}")
-            out[(j, src, op)] = float(weights[rows[(j, src)], ops.index(op)])
-    return out
-
-
-def _add_cell(graph: graphviz.Digraph, genome: Genome, cell: str, prefix: str, weights, ops) -> None:
-    """Add the nodes and edges of one cell to ``graph``, node names prefixed."""
-    w = _edge_weights(genome, cell, weights, ops)
-    n_nodes = genome.n_nodes(cell)
-
-    def name(index: int) -> str:
-        return prefix + state_name(index)
-
-    for i in (0, 1):
-        graph.node(name(i), label=state_name(i), fillcolor=_INPUT_FILL)
-    for j in range(n_nodes):
-        graph.node(name(2 + j), label=str(j), fillcolor=_NODE_FILL)
-    out = prefix + "c_{k}"
-    graph.node(out, label="c_{k}", fillcolor=_OUTPUT_FILL)
-    for j, node in enumerate(genome.cell(cell)):
-        for op, src in node:
-            label = op if w is None else f"{op}\\n{w[(j, src, op)]:.2f}"
-            color = FAMILY_COLORS[op_family(op)]
-            graph.edge(name(src), name(2 + j), label=label, color=color, fontcolor=color)
-    for j in range(n_nodes):
-        graph.edge(name(2 + j), out, color=_OUTPUT_EDGE)
-
-
-def _new_graph(name: str, label: str) -> graphviz.Digraph:
-    return _Digraph(
-        name=name,
-        graph_attr={"rankdir": "LR", "label": label, "labelloc": "t", "fontsize": "16"},
-        node_attr={"style": "filled", "shape": "rect", "fontsize": "14", "height": "0.4", "penwidth": "1.5"},
-        edge_attr={"fontsize": "11"},
-    )
-
-
-def cell_graph(genome: Genome, cell: str = "normal", weights=None, ops=None) -> graphviz.Digraph:
-    """Draw one cell of a genome, DARTS-figure style.
-
-    Parameters
-    ----------
-    genome : Genome
-    cell : {"normal", "reduce", "seq"}
-    weights : ndarray (n_edges, n_ops) or dict, optional
-        Softmax alphas of this cell (rows in ``edge_list`` order), or a whole
-        alpha snapshot (cell type -> array). With ``ops``, each edge is also
-        labelled with the weight of its op.
-    ops : list of str or dict, optional
-        Op names of this cell's columns, or a dict cell type -> list.
-
-    Returns
-    -------
-    graphviz.Digraph
-        Inputs ``c_{k-2}``, ``c_{k-1}``, nodes ``0, 1, ...``, output ``c_{k}``;
-        edges labelled and coloured by op family (:data:`FAMILY_COLORS`),
-        grey edges from every node to ``c_{k}``. Needs ``dot`` only to render.
-
-    Raises
-    ------
-    KeyError
-        Unknown cell type.
-    """
-    _check_cell(cell)
-    graph = _new_graph(f"{cell}_cell", f"{cell} cell")
-    _add_cell(graph, genome, cell, "", weights, ops)
-    return graph
-
-
-def genome_figure(genome: Genome, snapshot: Mapping | None = None, ops: Mapping | None = None) -> graphviz.Digraph:
-    """Draw the three cells of a genome side by side in one graph.
-
-    Parameters
-    ----------
-    genome : Genome
-    snapshot : dict cell type -> ndarray (n_edges, n_ops), optional
-        Alpha snapshot; with ``ops`` the edges also show their op's weight.
-    ops : dict cell type -> list of str, optional
-
-    Returns
-    -------
-    graphviz.Digraph
-        One cluster per cell (``cluster_normal`` ...), node names prefixed with
-        the cell type (``normal_c_{k-2}``, ``normal_0`` ...), clusters kept in
-        order left to right by invisible edges.
-    """
-    graph = _new_graph("genome", "")
-    graph.attr(nodesep="0.3", ranksep="0.4")
-    for cell in CELL_TYPES:
-        with graph.subgraph(name=f"cluster_{cell}") as sub:
-            sub.attr(label=f"{cell} cell", style="rounded", color="gray60", fontsize="16")
-            _add_cell(sub, genome, cell, f"{cell}_", snapshot, ops)
-    for left, right in zip(CELL_TYPES, CELL_TYPES[1:]):
-        graph.edge(f"{left}_c_{{k}}", f"{right}_c_{{k-2}}", style="invis")
-    return graph
-
-
-def save_graph(graph: graphviz.Graph | graphviz.Digraph, path: str | Path) -> Path:
-    """Render a graph to a file; the format follows the suffix (svg, png, pdf ...).
-
-    Parameters
-    ----------
-    graph : graphviz.Digraph
-    path : str or Path
-        Output file, e.g. ``"figures/normal.svg"``. Parent folders are made.
-
-    Returns
-    -------
-    Path
-        ``path``.
-
-    Raises
-    ------
-    RuntimeError
-        When the ``dot`` program is missing (with install instructions).
-    ValueError
-        When the suffix is not a Graphviz output format.
-    """
-    from emokit.utils import atomic_write_bytes
-
-    path = Path(path)
-    fmt = path.suffix.lstrip(".").lower()
-    if fmt not in graphviz.FORMATS:
-        raise ValueError(f"cannot tell the format of {path}: use a suffix such as .svg, .png or .pdf")
-    require_dot()
-    try:
-        data = graph.pipe(format=fmt)
-    except graphviz.ExecutableNotFound as exc:
-        raise RuntimeError(DOT_INSTALL_HINT) from exc
-    atomic_write_bytes(path, data)
-    return path
-
-
-# --------------------------------------------------------------------------
-# alphas
-# --------------------------------------------------------------------------
 def load_alpha_history(run_folder: str | Path) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
     """Read the alpha history of a search run.
 
@@ -462,13 +202,6 @@ def alpha_heatmaps(
     return fig
 
 
-def _op_colors(op_names: Sequence[str]) -> list:
-    from matplotlib import colormaps
-
-    cmap = colormaps["tab10" if len(op_names) <= 10 else "tab20"]
-    return [cmap(i % cmap.N) for i in range(len(op_names))]
-
-
 def alpha_evolution(history: Mapping[str, np.ndarray], ops: Mapping[str, Sequence[str]], cell: str = "normal") -> Figure:
     """Small multiples of the alpha weights of one cell over the epochs.
 
@@ -495,7 +228,7 @@ def alpha_evolution(history: Mapping[str, np.ndarray], ops: Mapping[str, Sequenc
     epochs = np.arange(1, arr.shape[0] + 1)
     fig = Figure(figsize=(2.4 * (n_nodes + 1) + 2.0, 1.9 * n_nodes + 0.6), layout="constrained")
     grid = fig.subplots(n_nodes, n_nodes + 1, sharex=True, sharey=True, squeeze=False)
-    colors = _op_colors(op_names)
+    colors = series_colors(op_names)
     ymax = max(float(arr.max(initial=0.0)) * 1.05, 1e-6)
     for r, (j, i) in enumerate(edge_list(n_nodes)):
         ax = grid[j, i]
@@ -582,102 +315,6 @@ def plot_op_frequency(genomes_or_frequency: Iterable[Genome] | pd.DataFrame) -> 
     return fig
 
 
-# --------------------------------------------------------------------------
-# training logs and results
-# --------------------------------------------------------------------------
-def training_curves(log: pd.DataFrame, ax: Axes | None = None) -> Axes:
-    """Plot every numeric column of a training log against the epoch.
-
-    Parameters
-    ----------
-    log : DataFrame (or anything ``pd.DataFrame`` accepts, e.g. a list of dicts)
-        One row per epoch; an ``epoch`` column is used as x when present
-        (else the row number). Columns whose name contains ``loss`` go on the
-        left axis, all other numeric columns (accuracies, UA, WA ...) on a
-        second y axis at the right. Columns with ``val`` in the name are dashed.
-    ax : Axes, optional
-
-    Returns
-    -------
-    Axes
-        The left (loss) axes; the right one, if any, is its twin.
-    """
-    log = pd.DataFrame(log)
-    x = log["epoch"].to_numpy() if "epoch" in log.columns else np.arange(1, len(log) + 1)
-    numeric = [c for c in log.select_dtypes("number").columns if c != "epoch" and log[c].notna().any()]
-    if not numeric:
-        raise ValueError(f"no numeric columns to plot besides 'epoch' (columns: {list(log.columns)})")
-    if ax is None:
-        ax = Figure(figsize=(7, 4), layout="constrained").add_subplot()
-    losses = [c for c in numeric if "loss" in str(c).lower()]
-    others = [c for c in numeric if c not in losses]
-    left_cols, right_cols = (losses, others) if losses else (others, [])
-    right = ax.twinx() if right_cols else None
-    colors = _op_colors(numeric)
-    lines = []
-    for axis, cols in ((ax, left_cols), (right, right_cols)):
-        for col in cols:
-            style = "--" if "val" in str(col).lower() else "-"
-            lines += axis.plot(x, log[col].to_numpy(dtype=float), style, marker=".", color=colors[numeric.index(col)], label=str(col))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss" if losses else "value")
-    if right is not None:
-        right.set_ylabel("accuracy / metric")
-    ax.legend(lines, [line.get_label() for line in lines], fontsize=8, loc="best")
-    return ax
-
-
-def confusion_matrix_figure(
-    matrix: np.ndarray, class_names: Sequence[str], ax: Axes | None = None, normalize: bool = True
-) -> Figure:
-    """Draw a confusion matrix (rows: true class, columns: predicted).
-
-    Parameters
-    ----------
-    matrix : ndarray (n_classes, n_classes)
-        Counts.
-    class_names : sequence of str
-    ax : Axes, optional
-    normalize : bool
-        Show each row as proportions (recall on the diagonal); the title then
-        gives the unweighted accuracy (mean recall).
-
-    Returns
-    -------
-    Figure
-        The figure holding the axes.
-    """
-    counts = np.asarray(matrix, dtype=float)
-    k = len(class_names)
-    if counts.shape != (k, k):
-        raise ValueError(f"matrix shape {counts.shape} does not fit {k} classes")
-    if ax is None:
-        ax = Figure(figsize=(1.2 + 0.9 * k, 1.0 + 0.8 * k), layout="constrained").add_subplot()
-    if normalize:
-        totals = counts.sum(axis=1, keepdims=True)
-        shown = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
-        vmax = 1.0
-    else:
-        shown = counts
-        vmax = max(float(counts.max(initial=0.0)), 1.0)
-    image = ax.imshow(shown, cmap="Blues", vmin=0.0, vmax=vmax)
-    for (r, c), value in np.ndenumerate(shown):
-        text = f"{value:.2f}" if normalize else f"{int(round(value))}"
-        ax.text(c, r, text, ha="center", va="center", fontsize=9, color="white" if value > 0.5 * vmax else "black")
-    ax.set_xticks(range(k), class_names, rotation=45, ha="right", rotation_mode="anchor")
-    ax.set_yticks(range(k), class_names)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    if normalize:
-        ua = float(np.mean(np.diag(shown)[counts.sum(axis=1) > 0])) if counts.sum() > 0 else 0.0
-        ax.set_title(f"UA = {ua:.3f}")
-    ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
-    return ax.figure
-
-
-# --------------------------------------------------------------------------
-# a whole search run
-# --------------------------------------------------------------------------
 def save_search_figures(run_folder: str | Path, formats: Sequence[str] = ("svg", "png")) -> dict[str, Path]:
     """Draw and save every picture of one search run into ``run_folder/figures``.
 

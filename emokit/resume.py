@@ -1,0 +1,77 @@
+"""Checkpoints and per-epoch randomness: one protocol for searches and training.
+
+A run folder's ``checkpoint.pt`` holds the state after the last finished
+epoch: the modules' and optimisers' state dicts, the loop's own bookkeeping,
+torch's RNG state, and the run's *identity* (its settings as JSON). Resuming
+with other settings is refused instead of silently mixing two runs.
+
+Each epoch draws its batch order (and augmentations) from a generator seeded
+by ``(seed, epoch)`` alone, so an epoch after a resume sees exactly what it
+would have seen in an uninterrupted run.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from emokit.utils import atomic_torch_save
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def identity_text(identity: dict) -> str:
+    """Canonical JSON of a run's settings (what must match to resume)."""
+    return json.dumps(identity, sort_keys=True, default=str)
+
+
+def save_checkpoint(path: str | Path, identity: dict, stateful: dict, state: dict) -> None:
+    """Write ``checkpoint.pt`` atomically.
+
+    Parameters
+    ----------
+    identity : the run's settings
+    stateful : name -> object with ``state_dict()`` (models, optimisers, schedulers)
+    state : the loop's bookkeeping (epoch logs, best weights ...), torch-saveable
+    """
+    rng = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    atomic_torch_save({"identity": identity_text(identity), "state_dicts": {k: v.state_dict() for k, v in stateful.items()},
+                       "state": state, "rng": rng}, path)
+
+
+def load_checkpoint(path: str | Path, identity: dict, stateful: dict, map_location="cpu") -> dict:
+    """Restore ``stateful`` objects and the RNG from ``path``; returns the loop's state.
+
+    Raises ``ValueError`` when the checkpoint belongs to other settings.
+    """
+    checkpoint = torch.load(path, map_location=map_location, weights_only=False)
+    if checkpoint["identity"] != identity_text(identity):
+        raise ValueError(f"{path} is a checkpoint of other settings; pick a new run folder or resume=False")
+    for name, obj in stateful.items():
+        obj.load_state_dict(checkpoint["state_dicts"][name])
+    torch.set_rng_state(checkpoint["rng"]["torch"])
+    if "cuda" in checkpoint["rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
+    return checkpoint["state"]
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """A generator per (seed, epoch): what an epoch draws never depends on what ran before it."""
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))
+
+
+def epoch_batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """Row indices ``0..n-1`` shuffled and cut into batches.
+
+    A last batch of one row (BatchNorm cannot normalise a batch of one) is
+    merged into the batch before it, so no row is ever left out.
+    """
+    batches = list(torch.randperm(n, generator=generator).split(batch_size))
+    if len(batches) > 1 and len(batches[-1]) == 1:
+        batches[-2] = torch.cat(batches[-2:])
+        batches.pop()
+    return batches

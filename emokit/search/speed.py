@@ -1,0 +1,271 @@
+"""Measured speed paths of the supernet, kept apart from the reference code.
+
+:mod:`emokit.search.cells` holds plain DARTS: every op of every edge run and
+weighted, edge by edge. This module computes the same sums faster on the CPU
+(each path is tested equal to the reference, outputs and gradients):
+
+- :func:`accelerate` swaps layers for subclasses with the same parameters:
+  BatchNorm and pooling of few-channel maps take a detour through NCHW, and
+  max pooling keeps its input instead of int64 argmax indices.
+- :func:`edge_forward`: one mixed edge that skips ``none`` (it adds exactly
+  zero), computes ``relu(x)`` once for all conv ops and runs the edge's tanh
+  RNNs as one batched recurrence (:mod:`emokit.search.grouped_rnn`).
+- :func:`cnn_cell_by_state`: a CNN cell evaluated state by state: the edges
+  that read one state share its PC-DARTS split, its ReLU and their
+  parameter-free ops, and PC-DARTS' channel shuffle runs once per node.
+- :func:`cnn_cell_recomputed`: edges recomputed in the backward pass
+  (gradient checkpointing), a fraction of the memory for one more forward.
+
+``Supernet(space, fast=True)`` (the default) uses them; ``fast=False`` runs
+the reference, as the benchmark's baseline does.
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from emokit.search.cells import SearchCNNCell, channel_shuffle
+from emokit.search.grouped_rnn import groupable, grouped_recurrence
+from emokit.search.ops import FactorizedReduce, PoolBN, Recurrent
+
+# --- layers with faster CPU paths ------------------------------------------
+# At most this many channels, BatchNorm / pooling run in NCHW.
+FEW_CHANNELS_BATCHNORM = 8
+FEW_CHANNELS_POOLING = 2
+
+
+def _few_channels_last(x: torch.Tensor, limit: int) -> bool:
+    """PyTorch's channels-last CPU kernels for BatchNorm and pooling vectorise
+    over channels. With few channels (PC-DARTS' cells) they are slower than
+    on NCHW even counting the two layout copies (measured, torch 2.13, batch
+    16, 32-128 pixels square: BatchNorm forward + backward 3-7x slower at 2-4
+    channels, 1.7x at 8, faster from 16; pooling 3x slower at 2 channels,
+    faster from 8), while convolutions are faster in channels-last at every
+    width. Such maps take a detour through NCHW."""
+    return (x.device.type == "cpu" and x.dim() == 4 and x.shape[1] <= limit
+            and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last))
+
+
+_RECOMPUTING = contextvars.ContextVar("emokit_recomputing", default=False)
+
+
+@contextlib.contextmanager
+def recomputing():
+    """Inside: a forward pass run a second time (gradient checkpointing), so
+    BatchNorm must not update its running statistics again."""
+    token = _RECOMPUTING.set(True)
+    try:
+        yield
+    finally:
+        _RECOMPUTING.reset(token)
+
+
+class DetourBatchNorm(nn.BatchNorm2d):
+    """``nn.BatchNorm2d`` (same parameters and state) that runs maps of few
+    channels in NCHW on the CPU and leaves its running statistics alone
+    while :func:`recomputing`."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if _few_channels_last(x, FEW_CHANNELS_BATCHNORM):
+            return self._normalise(x.contiguous()).contiguous(memory_format=torch.channels_last)
+        return self._normalise(x)
+
+    def _normalise(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and _RECOMPUTING.get():  # batch statistics as in the first pass; momentum 0: no update
+            return nn.functional.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, True, 0.0,
+                                            self.eps)
+        return super().forward(x)
+
+
+class _MaxPoolKeepingInput(torch.autograd.Function):
+    """Max pooling that stores its input for the backward pass instead of
+    int64 argmax indices: the input is a cell state other ops keep anyway,
+    while the indices would cost 8 bytes per output value (about 450 MiB in
+    the paper's supernet at batch 16). The backward recomputes the pooling."""
+
+    @staticmethod
+    def forward(ctx, x, kernel, stride, padding):
+        ctx.save_for_backward(x)
+        ctx.pool = (kernel, stride, padding)
+        return nn.functional.max_pool2d(x, kernel, stride, padding)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        with torch.enable_grad():
+            x = x.detach().requires_grad_(True)
+            out = nn.functional.max_pool2d(x, *ctx.pool)
+        return torch.autograd.grad(out, x, grad)[0], None, None, None
+
+
+class InputKeepingMaxPool(nn.MaxPool2d):
+    """``nn.MaxPool2d`` whose backward needs no argmax indices."""
+
+    def forward(self, x):
+        if torch.is_grad_enabled() and x.requires_grad:
+            return _MaxPoolKeepingInput.apply(x, self.kernel_size, self.stride, self.padding)
+        return super().forward(x)
+
+
+class DetourPoolBN(PoolBN):
+    """Pooling + BatchNorm of few-channel maps in NCHW, one detour for both."""
+
+    def forward(self, x):
+        if _few_channels_last(x, FEW_CHANNELS_POOLING):
+            return super().forward(x.contiguous()).contiguous(memory_format=torch.channels_last)
+        return super().forward(x)
+
+
+_FASTER = {nn.BatchNorm2d: DetourBatchNorm, nn.MaxPool2d: InputKeepingMaxPool, PoolBN: DetourPoolBN}
+
+
+def accelerate(model: nn.Module) -> nn.Module:
+    """Give every BatchNorm, max pooling and pooling op of ``model`` its
+    faster subclass, in place. Parameters, buffers and ``state_dict`` keys
+    stay as they are; only ``forward`` changes."""
+    for module in model.modules():
+        faster = _FASTER.get(type(module))
+        if faster is not None:
+            module.__class__ = faster
+    return model
+
+
+# --- one mixed edge --------------------------------------------------------
+def after_leading_relu(op: nn.Module):
+    """``op`` without its leading ReLU, as a list of callables to apply in
+    turn, or None if ``op`` does not start with a ReLU."""
+    if isinstance(op, FactorizedReduce):
+        return [op.after_relu]
+    if isinstance(op, nn.Sequential) and len(op):
+        first, rest = op[0], list(op)[1:]
+        if isinstance(first, nn.ReLU):
+            return rest
+        inner = after_leading_relu(first)
+        if inner is not None:
+            return inner + rest
+    return None
+
+
+class EdgePlan:
+    """What :func:`edge_forward` needs to know about an edge, worked out once."""
+
+    def __init__(self, edge: nn.Module):
+        self.active = [i for i, name in enumerate(edge.op_names) if name != "none"]
+        tails = {i: after_leading_relu(edge.ops[i]) for i in self.active}
+        self.tails = {i: t for i, t in tails.items() if t is not None}
+        # Only tanh RNNs: PyTorch runs them step by step on the CPU, while its
+        # LSTM kernel (oneDNN) is fast already.
+        self.rnn_group = [i for i in self.active if isinstance(edge.ops[i], Recurrent)
+                          and isinstance(edge.ops[i].rnn, nn.RNN) and groupable(edge.ops[i].rnn)]
+
+
+def plan(edge: nn.Module) -> EdgePlan:
+    if "_speed_plan" not in edge.__dict__:
+        edge.__dict__["_speed_plan"] = EdgePlan(edge)  # a plain attribute, not a submodule
+    return edge.__dict__["_speed_plan"]
+
+
+def accumulate(total: torch.Tensor | None, weight: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``total + weight * out`` (``weight * out`` when ``total`` is None), in
+    place where the dtypes allow: one pass over the map instead of two."""
+    if total is None:
+        return out * weight
+    if total.dtype == out.dtype:
+        return total.addcmul_(weight, out)
+    return torch.addcmul(total, weight, out)
+
+
+def op_output(edge: nn.Module, i: int, x: torch.Tensor, relu: torch.Tensor | None) -> torch.Tensor:
+    """Op ``i`` of ``edge`` on ``x``; ``relu`` = ``relu(x)`` for the ops that start with one."""
+    tails = plan(edge).tails
+    if i in tails:
+        out = relu if relu is not None else torch.relu(x)
+        for layer in tails[i]:
+            out = layer(out)
+        return out
+    return edge.ops[i](x)
+
+
+def edge_forward(edge: nn.Module, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``edge(x, weights)`` of a :class:`~emokit.search.cells.MixedOp`, faster."""
+    p = plan(edge)
+    through, bypass = edge.split(x)
+    relu = torch.relu(through) if p.tails else None
+    grouped = dict(zip(p.rnn_group, grouped_recurrence(through, [edge.ops[i].rnn for i in p.rnn_group])))
+    total = None
+    for i in p.active:
+        out = edge.ops[i].attend(grouped[i]) if i in grouped else op_output(edge, i, through, relu)
+        total = accumulate(total, weights[i], out)
+    return total if bypass is None else channel_shuffle(torch.cat([total, bypass], dim=1), edge.partial)
+
+
+# --- whole cells -----------------------------------------------------------
+def seq_cell_forward(cell: nn.Module, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``cell(s0, s1, weights)`` of a SearchSeqCell with :func:`edge_forward` edges."""
+    states = [s0, s1]
+    for j in range(cell.n_nodes):
+        states.append(sum(edge_forward(cell.edges[k], h, weights[k])
+                          for k, h in ((cell.edge_index(i, j), h) for i, h in enumerate(states))))
+    return torch.stack(states[2:]).mean(0)
+
+
+def cnn_cell_recomputed(cell: SearchCNNCell, s0, s1, weights) -> torch.Tensor:
+    """``cell(s0, s1, weights)``, keeping only each edge's input and output
+    for the backward pass and recomputing its inside (gradient checkpointing)."""
+    states = [cell.pre0(s0), cell.pre1(s1)]
+    for j in range(cell.n_nodes):
+        outs = [checkpoint(edge_forward, cell.edges[k], h, weights[k], use_reentrant=False,
+                           context_fn=lambda: (contextlib.nullcontext(), recomputing()))
+                for k, h in ((cell.edge_index(i, j), h) for i, h in enumerate(states))]
+        states.append(sum(outs))
+    return torch.cat(states[2:], dim=1)
+
+
+def shared_ops(cell: SearchCNNCell) -> list[int]:
+    """Ops that give the same map on every edge reading one state:
+    parameter-free pooling (affine-free BatchNorm) and identity."""
+    return [i for i, op in enumerate(cell.edges[0].ops)
+            if isinstance(op, (PoolBN, nn.Identity)) and not list(op.parameters())]
+
+
+def cnn_cell_by_state(cell: SearchCNNCell, s0, s1, weights) -> torch.Tensor:
+    """``cell(s0, s1, weights)`` state by state: the edges reading one state
+    share its split, its ReLU and their parameter-free ops, and PC-DARTS'
+    concatenation and channel shuffle run once per node (they are linear)
+    instead of once per edge. Every edge's BatchNorm statistics are kept as
+    if it had run."""
+    states = [cell.pre0(s0), cell.pre1(s1)]
+    shared_indices = shared_ops(cell)
+    mixed = [None] * cell.n_nodes  # per node: sum of its edges' weighted op outputs
+    bypass = [None] * cell.n_nodes  # per node, PC-DARTS: sum of its edges' bypassing channels
+    for source in range(cell.n_nodes + 1):  # the last node feeds no other
+        nodes = range(max(0, source - 1), cell.n_nodes)
+        edges = [(cell.edges[k], weights[k]) for k in (cell.edge_index(source, j) for j in nodes)]
+        first = edges[0][0]
+        through, passing = first.split(states[source])
+        relu = torch.relu(through) if plan(first).tails else None
+        shared = {}
+        for j, (edge, w) in zip(nodes, edges):
+            for i in plan(edge).active:
+                if i in shared_indices:
+                    if i not in shared:
+                        shared[i] = op_output(first, i, through, relu)
+                    elif cell.training:
+                        with torch.no_grad():
+                            for own, ran in zip(edge.ops[i].buffers(), first.ops[i].buffers()):
+                                own.copy_(ran)
+                    out = shared[i]
+                else:
+                    out = op_output(edge, i, through, relu)
+                mixed[j] = accumulate(mixed[j], w[i], out)
+            if passing is not None:
+                bypass[j] = passing if bypass[j] is None else bypass[j] + passing
+        if source >= 1:  # node source-1 has all its edges now
+            node = source - 1
+            states.append(mixed[node] if bypass[node] is None
+                          else channel_shuffle(torch.cat([mixed[node], bypass[node]], dim=1), first.partial))
+    return torch.cat(states[2:], dim=1)

@@ -1,0 +1,172 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 02 · Searching an architecture with DARTS
+#
+# Instead of designing a network by hand, **DARTS** (differentiable architecture
+# search) lets gradient descent choose it. The network is built from *cells*. A
+# cell is a small graph: it reads the outputs of the two previous cells,
+# $c_{k-2}$ and $c_{k-1}$, computes a few intermediate nodes, and outputs their
+# combination. Every edge $(i \to j)$ of the graph may carry one of many
+# candidate operations $o \in \mathcal{O}$ (a convolution, a pooling, an LSTM,
+# an identity, *none*...).
+#
+# **Continuous relaxation.** During the search every edge carries *all*
+# candidates at once, mixed by a softmax over architecture weights
+# $\alpha^{(i,j)}$:
+#
+# $$\bar o^{(i,j)}(x) = \sum_{o \in \mathcal{O}} \frac{\exp \alpha_o^{(i,j)}}{\sum_{o'} \exp \alpha_{o'}^{(i,j)}}\; o(x), \qquad x^{(j)} = \sum_{i<j} \bar o^{(i,j)}\big(x^{(i)}\big).$$
+#
+# This big network is the **supernet**. emoDARTS builds it from a CNN component
+# (normal and reduction cells over the MFCC map) followed by a sequential
+# component (SeqNN cells of LSTM/RNN ops, with or without attention, running
+# along the time axis), then a dense classifier. Both are searched **jointly**.
+#
+# **Bilevel optimisation.** The ordinary weights $w$ and the architecture
+# weights $\alpha$ are trained on two different halves of the fold's *search*
+# set:
+#
+# $$\min_\alpha \; \mathcal{L}_{val}\big(w^*(\alpha), \alpha\big) \quad \text{s.t.} \quad w^*(\alpha) = \arg\min_w \mathcal{L}_{train}(w, \alpha).$$
+#
+# Each step updates $\alpha$ with $\nabla_\alpha \mathcal{L}_{val}$ (first
+# order; second order approximates $w^*$ by one virtual SGD step
+# $w - \xi \nabla_w \mathcal{L}_{train}$), then $w$ with $\nabla_w
+# \mathcal{L}_{train}$.
+#
+# **Discretisation.** At the end, each node keeps its two strongest incoming
+# edges, each with its strongest operation other than *none*:
+# $o^{(i,j)*} = \arg\max_{o \neq none} \alpha_o^{(i,j)}$. That discrete
+# architecture is the **genome**; notebook 04 retrains it from scratch.
+#
+# The test speakers of the fold are never used here.
+
+# %% [markdown]
+# ## Parameters
+#
+# `space` holds fields of `emokit.search.supernet.SearchSpace` (what the
+# supernet is: `scope` — the SeqNN op list of Table 6, `emodarts`, `lstm`,
+# `lstm_att`, `rnn` or `rnn_att` —, `cnn_cells`, `cnn_nodes`, `seq_cells`,
+# `seq_nodes`, `channels`, `seq_hidden`, `stem_stride`, `partial_channels` for
+# PC-DARTS ...); `search` holds fields of `emokit.search.loop.SearchConfig`
+# (how it is trained: `epochs`, `batch_size`, `alpha_lr`, `warmup_epochs`,
+# `order` — first or second —, `precision`, `seed`, `device` ...). Both
+# default to the paper's settings, except 20 epochs instead of 300.
+
+# %% tags=["parameters"]
+# Parameters (papermill overrides these). The dicts hold fields of emokit's
+# settings dataclasses; a key they do not have is an error listing the known ones.
+corpus = "emodb"
+data_root = None            # folder holding the corpora; None: $EMOKIT_DATA
+feature_dir = "results/features"   # feature cache of notebook 01
+features = {}               # FeatureConfig fields; {}: the paper's 128 x 128 MFCC maps
+normalization = "train"     # or "speaker": each speaker standardised with their own statistics
+fold = 0
+space = {}                  # SearchSpace fields; {}: the paper's supernet (scope emodarts, 4 + 2 cells)
+search = {"epochs": 20}     # SearchConfig fields (the paper: 300 epochs)
+run_dir = "results/runs/emodb/emodarts/fold0-seed0/search"
+resume = True
+live = True                 # redraw the pictures in the notebook every epoch
+
+# %%
+# %matplotlib inline
+from IPython.display import Markdown, display
+
+from emokit.pipeline import prepare_fold, search_fold, search_space_for
+from emokit.search.budget import estimate_cost, format_cost
+from emokit.search.genotype import COLLAPSE_REMEDIES, UNDECIDED_REMEDIES
+from emokit.search.loop import SearchConfig
+from emokit.viz import alpha_evolution, load_alpha_history
+from emokit.viz.live import LiveMonitor, alpha_slider
+
+config = SearchConfig.from_dict(search)
+print(config)
+
+# %% [markdown]
+# ## The fold's data
+#
+# Features come from the cache of notebook 01. The normalisation statistics are
+# fitted on the training speakers only; the search uses only the `search` role
+# (70 % of the training speakers' utterances). With `normalization="speaker"`
+# each speaker's maps are first standardised with that speaker's own statistics
+# (no labels involved; for a test speaker, from their unlabelled audio), which
+# removes much of the difference between voices.
+
+# %%
+data = prepare_fold(corpus, fold, data_root, features, feature_dir, normalization=normalization)
+print(f"fold {fold}: test speakers {data.fold.test_speakers}")
+print({role: len(y) for role, y in data.y.items()})
+
+# %% [markdown]
+# ## Will it fit?
+#
+# The supernet holds every candidate op on every edge, so it is far bigger and
+# slower than the network it will find. Before searching, one step is measured
+# on the chosen device and the search time is projected.
+
+# %%
+search_space = search_space_for(data, space)  # classes and map shape from the data
+batch = min(config.batch_size, len(data.y["search"]) // 2)
+cost = estimate_cost(search_space, config.replace(batch_size=batch), n_search=len(data.y["search"]), repeats=2)
+print(search_space)
+print(format_cost(cost))
+
+# %% [markdown]
+# ## Search
+#
+# Every epoch the heatmaps show $\mathrm{softmax}(\alpha)$ per cell type
+# (rows: edges "node k ← input i", columns: candidate ops; the strongest op of
+# each edge is outlined), with the losses and accuracies of the weight half and
+# the alpha half. A checkpoint is written every epoch: re-running this cell
+# after an interruption resumes where it stopped.
+
+# %%
+monitor = LiveMonitor(frames_dir=f"{run_dir}/frames", live=live)
+result = search_fold(data, run_dir, search_space, config, meta={"corpus": corpus, "scope": search_space.scope},
+                     resume=resume, callback=monitor)
+print(result.genome)
+
+# %% [markdown]
+# ## Did the search collapse, or not decide?
+#
+# With many cells or nodes the SeqNN cells of emoDARTS tended to become all
+# `skip_connect` (paper, section VI-B): the identity is easy to learn early and
+# then starves the recurrent ops. emokit checks every cell of the genome.
+#
+# A search can also end before it has decided: if no op of a cell got clearly
+# more than the uniform weight $1/|\mathcal{O}|$ (here: 1.25 times it), the
+# genome's top-2 choice rests on near-ties that another seed, or mere rounding,
+# would break differently. Short searches at the default $\alpha$ learning rate
+# (3e-4) end like that; search longer or raise `alpha_lr`.
+
+# %%
+if result.warnings:
+    for message in result.warnings:
+        display(Markdown(f"**Collapse:** {message}. Try {COLLAPSE_REMEDIES}."))
+else:
+    display(Markdown("No cell collapsed: every cell keeps at least one op with weights."))
+for message in result.undecided:
+    display(Markdown(f"**Undecided:** {message}. Try {UNDECIDED_REMEDIES}."))
+
+# %% [markdown]
+# ## Scrub the alpha history
+#
+# Move the slider to replay how the architecture weights evolved.
+
+# %%
+history, ops = load_alpha_history(run_dir)
+if live:  # a widget needs a live front end; under papermill (live=False) nbclient can wait forever on its messages
+    display(alpha_slider(history, ops))
+
+# %%
+alpha_evolution(history, ops, cell="seq" if "seq" in history else "normal")

@@ -1,0 +1,103 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 04 · Retraining from scratch and testing on unseen speakers
+#
+# The supernet's weights were shared by every candidate op, so they are thrown
+# away: the genome becomes an ordinary network (**GenomeNet**: CNN cells with
+# reductions at 1/3 and 2/3 of the depth, a bridge that turns each time column
+# of the CNN output into one step of a sequence, SeqNN cells along time, a mean
+# over time and a dense classifier) and is trained from scratch. The paper's
+# hand-designed baselines (`cnn`, `cnn_lstm`, `cnn_lstm_att`) go through the
+# same loop for a fair comparison.
+#
+# Training uses the fold's training speakers only: the `train` role (paper) or
+# `search` + `train`. The `val` role (held-out utterances of the training
+# speakers) picks the best epoch. The **test speakers are scored once**, at the
+# end, with those weights, reporting
+#
+# - **UA** (unweighted accuracy): the mean of the per-class recalls, so every
+#   emotion counts the same however rare;
+# - **WA** (weighted accuracy): the share of utterances classified correctly.
+#
+# **Augmentation** (off by default, not in the paper) fights over-fitting on
+# small corpora: EmoDB gives about 270 training utterances per fold. Each batch
+# can be rolled along time (`time_shift`: where speech sits in the 8 s window
+# says nothing about emotion), have bands blanked (`freq_masks`, `time_masks`:
+# SpecAugment) and be blended pairwise with its labels (`mixup`).
+
+# %% [markdown]
+# ## Parameters
+#
+# `train` holds fields of `emokit.train.TrainConfig` (`epochs`, `batch_size`,
+# `lr`, `optimizer`, `train_roles` — `["train"]`, the paper's 30 % split, or
+# `["search", "train"]` —, the augmentations `time_shift`, `freq_masks`,
+# `time_masks`, `mixup`, `seed`, `device` ...); `net` holds fields of
+# `emokit.models.NetConfig`, the genome network's sizes (`cnn_cells`,
+# `seq_cells`, `channels`, `seq_hidden`, `stem_stride` — which must match the
+# search's —, `dropout` ...). Baselines take only the map shape from the data.
+# Both default to the paper's settings, except 30 epochs instead of 300.
+
+# %% tags=["parameters"]
+# Parameters (papermill overrides these)
+corpus = "emodb"
+data_root = None
+feature_dir = "results/features"
+features = {}               # FeatureConfig fields, as in notebooks 01 and 02
+normalization = "train"     # "train" (paper) or "speaker" (as in the search of a genome)
+fold = 0
+model = "genome"            # genome, or a baseline: cnn, cnn_lstm, cnn_lstm_att
+search_dir = "results/runs/emodb/emodarts/fold0-seed0/search"
+genome_json = None          # or a genome.json instead of a search folder
+net = {}                    # NetConfig fields; {}: the paper's retrained network (4 + 2 cells, C = 16, d = 64)
+train = {"epochs": 30}      # TrainConfig fields (the paper: 300 epochs)
+run_dir = "results/runs/emodb/emodarts/fold0-seed0/retrain"
+resume = True
+live = True
+
+# %%
+# %matplotlib inline
+from pathlib import Path
+
+from IPython.display import Image, display
+
+from emokit.models import NetConfig
+from emokit.pipeline import prepare_fold, retrain_fold
+from emokit.train import TrainConfig
+from emokit.viz.live import LiveMonitor
+
+config, sizes = TrainConfig.from_dict(train), NetConfig.from_dict(net)
+print(config)
+
+# %%
+data = prepare_fold(corpus, fold, data_root, features, feature_dir, normalization=normalization)
+print(f"fold {fold}: test speakers {data.fold.test_speakers}; rows per role", {r: len(y) for r, y in data.y.items()})
+
+# %% [markdown]
+# ## Training, with live curves (loss and validation UA every epoch)
+
+# %%
+monitor = LiveMonitor(live=live)
+metrics = retrain_fold(data, run_dir, model, search_dir, genome_json, config, sizes,
+                       meta={"corpus": corpus, "fold": fold, "seed": config.seed}, resume=resume, callback=monitor)
+
+# %% [markdown]
+# ## On the test speakers
+
+# %%
+print(f"{model}: UA {metrics['ua']:.2%}  WA {metrics['wa']:.2%}  parameters {metrics['parameters']:,}  "
+      f"(best epoch {metrics['best_epoch']} by validation UA)")
+print("recall per class:", {k: (round(v, 3) if v is not None else None) for k, v in metrics["per_class_recall"].items()})
+display(Image(filename=str(Path(run_dir) / "confusion.png")))
+display(Image(filename=str(Path(run_dir) / "curves.png")))
