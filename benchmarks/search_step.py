@@ -23,8 +23,7 @@ from pathlib import Path
 AUTHORS_STEP_SECONDS = 29.0  # their code, batch 16, first order, this machine (issue 4)
 
 CONFIGS = {
-    "plain DARTS mixed op (reference), batch 16": dict(batch_size=16, skip_none=False, share_relu=False,
-                                                        group_rnns=False, state_by_state=False),
+    "plain DARTS mixed op (reference), batch 16": dict(batch_size=16, fast=False),
     "emokit, batch 16": dict(batch_size=16),
     "emokit + edge recomputation, batch 16": dict(batch_size=16, recompute_edges=True),
     "emokit bf16, batch 16": dict(batch_size=16, precision="bf16"),
@@ -38,11 +37,13 @@ CONFIGS = {
 def measure(options: dict, repeats: int) -> dict:
     """Child process: one configuration."""
     from emokit.search.budget import estimate_cost
+    from emokit.search.loop import SearchConfig
     from emokit.search.supernet import SearchSpace
 
     options = dict(options)
     space = SearchSpace(partial_channels=options.pop("partial_channels", 1))
-    return estimate_cost(space, device="cpu", repeats=repeats, **options)
+    fast = options.pop("fast", True)
+    return estimate_cost(space, SearchConfig(device="cpu", **options), repeats=repeats, fast=fast)
 
 
 def emodb_search_rows() -> int:
