@@ -48,7 +48,7 @@ def test_search_notebook_writes_genome_history_and_frames(search_run):
     assert len(genome.normal) == 2 and len(genome.seq) == 2
     assert (run_dir / "alpha_history.npz").exists()
     frames = sorted(p.name for p in (run_dir / "frames").glob("*.png"))
-    assert frames == ["alphas_epoch000.png", "alphas_epoch001.png", "curves_epoch000.png", "curves_epoch001.png"]
+    assert frames == ["alphas_epoch001.png", "alphas_epoch002.png", "curves_epoch001.png", "curves_epoch002.png"]
     # two epochs at the paper's alpha learning rate leave the alphas near uniform: the notebook says so
     executed = (search_run[0] / "02_search.ipynb").read_text()
     assert "**Undecided:** seq cell undecided" in executed

@@ -209,7 +209,7 @@ def test_tiny_search_moves_the_alphas_and_writes_its_run_folder(tmp_path, order,
     config = SearchConfig(epochs=2, batch_size=8, order=order, seed=1, precision=precision)
     records = []
     result = run_search(x, y, tmp_path, TINY, config, callback=records.append, progress=False)
-    assert [r["epoch"] for r in records] == [0, 1]
+    assert [r["epoch"] for r in records] == [1, 2]  # epochs count from 1
     torch.manual_seed(config.seed)
     initial = Supernet(TINY).alpha_snapshot()
     for t, history in result.alpha_history.items():
@@ -220,7 +220,7 @@ def test_tiny_search_moves_the_alphas_and_writes_its_run_folder(tmp_path, order,
         assert (tmp_path / name).exists(), name
     loaded = load_search(tmp_path)
     assert loaded.genome == result.genome
-    assert list(loaded.log["epoch"]) == [0, 1]
+    assert list(loaded.log["epoch"]) == [1, 2]
 
 
 def test_undecided_report_names_cells_whose_alphas_are_near_uniform():
@@ -253,7 +253,7 @@ def test_interrupted_search_resumes_to_the_same_alphas_and_genome(tmp_path):
     full = run_search(x, y, tmp_path / "full", TINY, config, progress=False)
 
     def stop_after_first(record):
-        if record["epoch"] == 0:
+        if record["epoch"] == 1:
             raise SearchInterrupted("simulated crash")
 
     with pytest.raises(SearchInterrupted):
@@ -337,3 +337,87 @@ def test_cell_state_by_state_matches_edge_by_edge(partial, reduction, recompute)
     assert results[0][0].shape == (3, 12, 4 if reduction else 8, 4 if reduction else 8)
     for a, b in zip(*results):  # the sums run in another order: float rounding differs
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+# --------------------------------------------------------------------------
+# remedies for undecided and collapsed searches, and the random control
+
+
+def test_max_skip_caps_skip_connect_per_cell():
+    ops = ["sep_conv_3x3", "skip_connect", "max_pool_3x3", "none"]
+    weights = np.tile([0.1, 0.6, 0.2, 0.1], (n_edges(2), 1))
+    weights[0] = [0.1, 0.7, 0.1, 0.1]  # the strongest skip: kept
+    weights[3, 2] = 0.25  # node 1 <- c_{k-1}: max pool is its next best op
+    free = derive_cell(weights, ops, 2)
+    assert [op for node in free for op, _ in node] == ["skip_connect"] * 4
+    capped = derive_cell(weights, ops, 2, max_skip=1)
+    assert [op for node in capped for op, _ in node] == ["skip_connect", "max_pool_3x3", "max_pool_3x3", "max_pool_3x3"]
+    assert [src for node in capped for _, src in node] == [src for node in free for _, src in node]  # same edges
+
+
+def test_aux_skip_adds_a_decaying_identity_to_stride_one_edges():
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, 8, 8)
+    weights = torch.softmax(torch.randn(len(CNN_SCOPE)), 0)
+    for stride in (1, 2):
+        edge = MixedOp(CNN_SCOPE, lambda n: CNN_OPS.get(n)(4, stride, False), stride=stride).eval()
+        plain = edge(x, weights)
+        edge.aux_skip = 0.5
+        for run in (edge, lambda x, w: speed.edge_forward(edge, x, w)):
+            expected = plain + 0.5 * x if stride == 1 else plain  # no skip across a reduction
+            torch.testing.assert_close(run(x, weights), expected, rtol=1e-5, atol=1e-5)
+    net = Supernet(TINY)
+    net.set_aux_skip(0.3)
+    assert {m.aux_skip for m in net.modules() if isinstance(m, MixedOp)} == {0.3}
+
+
+def _final_alphas(result):
+    return {t: h[-1] for t, h in result.alpha_history.items()}
+
+
+def test_aux_skip_and_beta_decay_change_the_alphas_as_intended(tmp_path):
+    """DARTS-' auxiliary skip takes over the identity's job, so skip_connect
+    gains less weight; beta-decay shrinks the alphas (lower logsumexp)."""
+    x, y = tiny_data()
+    base = dict(epochs=3, batch_size=8, seed=1, alpha_lr=0.05, channels_last=False)
+    runs = {}
+    for name, extra in (("plain", {}), ("aux_skip", {"aux_skip": 1.0}), ("beta_decay", {"beta_decay": 5.0})):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            runs[name] = run_search(x, y, tmp_path / name, TINY, SearchConfig(**base, **extra), progress=False)
+    skip = list(CNN_SCOPE).index("skip_connect")
+    assert _final_alphas(runs["aux_skip"])["normal"][:, skip].mean() < _final_alphas(runs["plain"])["normal"][:, skip].mean()
+    log = runs["aux_skip"].log
+    assert list(log["aux_skip"]) == pytest.approx([1.0, 2 / 3, 1 / 3])  # decays linearly towards 0
+    assert list(runs["beta_decay"].log["beta_decay"]) == pytest.approx([5 / 3, 10 / 3, 5.0])
+
+    def spread(result):  # mean over edges of logsumexp(alpha): what beta-decay pushes down
+        checkpoint = torch.load(result.run_dir / "checkpoint.pt", weights_only=False)["state_dicts"]["model"]
+        return float(torch.cat([torch.logsumexp(v, -1) for k, v in checkpoint.items() if k.startswith("alphas.")]).mean())
+
+    assert spread(runs["beta_decay"]) < spread(runs["plain"])
+
+
+def test_random_genomes_are_valid_seeded_and_differ_across_seeds():
+    from emokit.models import GenomeNet
+    from emokit.search.genotype import genome_agreement, random_genome
+
+    space = SearchSpace(cnn_nodes=4, seq_nodes=3)
+    first = random_genome(space, [0, 3])
+    assert random_genome(space, [0, 3]) == first  # seeded
+    others = [random_genome(space, [seed, 3]) for seed in range(1, 6)]
+    assert all(g != first for g in others)
+    for genome in [first] + others:
+        for cell in ("normal", "reduce", "seq"):
+            assert genome.n_nodes(cell) == space.nodes(cell)
+            for j, node in enumerate(genome.cell(cell)):
+                sources = [src for _, src in node]
+                assert len(sources) == 2 and len(set(sources)) == 2 and all(0 <= s < 2 + j for s in sources)
+                assert all(op in space.ops(cell) and op != "none" for op, _ in node)
+    ops = {op for g in [first] + others for op in g.ops("seq")}
+    assert len(ops) > 5  # drawn from the whole list, not a fixed few
+    net = GenomeNet(first, cnn_cells=2, seq_cells=1, channels=4, seq_hidden=8, freq_bins=2)
+    assert net(torch.randn(2, 1, 16, 16)).shape == (2, 4)
+    assert genome_agreement([first, first]) == {"edges": 1.0, "ops": 1.0}
+    agreement = genome_agreement([first] + others)
+    assert 0 < agreement["ops"] < agreement["edges"] < 1

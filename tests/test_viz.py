@@ -284,11 +284,24 @@ def test_alpha_heatmaps_three_panels_and_reuse():
     assert 3 <= len(fig.axes) <= 6
     assert [len(ax.get_yticklabels()) for ax in heat] == [14, 14, 9]
     assert [t.get_text() for t in heat[2].get_xticklabels()] == SEQ_OPS
-    np.testing.assert_allclose(heat[1].images[0].get_array(), snapshot["reduce"])
+    np.testing.assert_allclose(heat[1].images[0].get_array(), snapshot["reduce"] * len(CNN_OPS))  # x uniform
     n_axes = len(fig.axes)
     again = viz.alpha_heatmaps(random_snapshot(2), OPS, fig=fig)
     assert again is fig and len(fig.axes) == n_axes
-    np.testing.assert_allclose(_heatmap_axes(fig)[0].images[0].get_array(), random_snapshot(2)["normal"])
+    np.testing.assert_allclose(_heatmap_axes(fig)[0].images[0].get_array(), random_snapshot(2)["normal"] * len(CNN_OPS))
+
+
+def test_heatmap_colours_a_near_tie_as_a_tie_and_a_decision_as_a_decision():
+    ops, labels = ["a", "b", "c", "d"], edge_labels(2)
+    tie = np.full((5, 4), 0.25) + np.array([0.001, -0.001, 0.0, 0.0])  # 1.004x uniform at most
+    decided = np.tile([0.85, 0.05, 0.05, 0.05], (5, 1))  # 3.4x uniform
+    colours = []
+    for weights in (tie, decided):
+        image = viz.alpha_heatmap(weights, ops, labels).images[0]
+        colours.append(image.to_rgba(image.get_array()))
+    assert np.abs(colours[0][..., :3] - colours[0][0, 2, :3]).max() < 0.02  # all one pale colour
+    assert colours[0][..., :3].min() > 0.9
+    assert colours[1][0, 0, :3].min() < 0.6 and colours[1][0, 0, 0] > colours[1][0, 0, 2]  # a strong red
 
 
 def test_alpha_heatmaps_is_fast():
@@ -307,7 +320,7 @@ def test_alpha_heatmap_annotations():
     ax = viz.alpha_heatmap(weights, ops, labels, title="t")
     assert isinstance(ax, Axes) and ax.get_title() == "t"
     assert len(ax.texts) == weights.size
-    assert f"{weights[3, 1]:.2f}".lstrip("0") in {t.get_text() for t in ax.texts}
+    assert f"{4 * weights[3, 1]:.1f}" in {t.get_text() for t in ax.texts}  # the ratio to uniform
     quiet = viz.alpha_heatmap(weights, ops, labels, annotate=False)
     assert not quiet.texts
     with pytest.raises(ValueError):

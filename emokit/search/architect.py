@@ -1,6 +1,9 @@
 """The DARTS architect: updates the alphas on held-out data.
 
 First order: ``grad_alpha L_val(w, alpha)``.
+With ``beta_decay > 0`` (beta-DARTS, Ye et al. 2022) the alpha loss gets
+``beta_decay * mean_edges logsumexp(alpha_edge)``, whose gradient
+``softmax(alpha)`` shrinks the alphas and keeps one op from running away early.
 Second order (DARTS eq. 7-8): ``grad_alpha L_val(w', alpha) - xi *
 (grad_alpha L_train(w+, alpha) - grad_alpha L_train(w-, alpha)) / (2 eps)``
 with ``w' = w - xi * grad_w L_train(w, alpha)`` (one virtual SGD step) and
@@ -41,6 +44,11 @@ def precision_context(device: torch.device, precision: str):
 PRECISIONS = ("fp32", "bf16")
 
 
+def beta_decay_loss(alphas) -> torch.Tensor:
+    """Mean over every edge of ``logsumexp(alpha_edge)`` (beta-DARTS' regulariser)."""
+    return torch.cat([torch.logsumexp(a, dim=-1) for a in alphas]).mean()
+
+
 def loss_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return nn.functional.cross_entropy(model(x).float(), y)
 
@@ -61,6 +69,7 @@ class Architect:
             raise ValueError(f"unknown DARTS order {order!r}; known: first, second")
         self.model, self.optimizer, self.order = model, optimizer, order
         self.w_momentum, self.w_weight_decay = w_momentum, w_weight_decay
+        self.beta_decay = 0.0  # weight of beta_decay_loss, set per epoch by the search loop
         self._virtual = None  # second order: a copy of the model for w'
 
     def step(self, x_w, y_w, x_a, y_a, xi: float, w_optimizer=None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -73,7 +82,7 @@ class Architect:
             with frozen(self.model.weight_parameters()):
                 logits = self.model(x_a).float()
                 loss = nn.functional.cross_entropy(logits, y_a)
-                grads = torch.autograd.grad(loss, alphas)
+                grads = torch.autograd.grad(loss + self._regulariser(alphas), alphas)
         else:
             loss, logits, grads = self._unrolled(x_w, y_w, x_a, y_a, xi, w_optimizer)
         for a, g in zip(alphas, grads):
@@ -103,11 +112,14 @@ class Architect:
         logits = virtual(x_a).float()
         loss = nn.functional.cross_entropy(logits, y_a)
         v_alphas = virtual.arch_parameters()
-        v_grads = torch.autograd.grad(loss, v_alphas + v_weights, allow_unused=True)
+        v_grads = torch.autograd.grad(loss + self._regulariser(v_alphas), v_alphas + v_weights, allow_unused=True)
         d_alpha = v_grads[: len(v_alphas)]
         d_weights = [torch.zeros_like(w) if g is None else g for w, g in zip(v_weights, v_grads[len(v_alphas):])]
         hessian = self._hessian_vector(d_weights, x_w, y_w)
         return loss, logits, [da - xi * h for da, h in zip(d_alpha, hessian)]
+
+    def _regulariser(self, alphas) -> torch.Tensor | float:
+        return self.beta_decay * beta_decay_loss(alphas) if self.beta_decay else 0.0
 
     def _hessian_vector(self, vector, x, y):
         """(dalpha L_train(w+) - dalpha L_train(w-)) / (2 eps), eps = 0.01 / ||vector||."""

@@ -32,6 +32,9 @@ class MixedOp(nn.Module):
 
     ``partial > 1`` is PC-DARTS: only ``1/partial`` of the channels go
     through the ops, the rest bypass them, and the channels are shuffled.
+    ``aux_skip`` (DARTS-, set by the search loop): ``aux_skip * x`` is added
+    on stride-1 edges, an auxiliary skip connection outside the softmax that
+    takes away the identity's unfair advantage while it decays to 0.
     """
 
     def __init__(self, ops: tuple[str, ...], build, partial: int = 1, stride: int = 1):
@@ -40,6 +43,7 @@ class MixedOp(nn.Module):
         self.ops = nn.ModuleList(build(name) for name in ops)
         self.partial = partial
         self.stride = stride
+        self.aux_skip = 0.0
 
     def split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``x`` -> (channels through the ops, bypassing channels or None).
@@ -59,6 +63,8 @@ class MixedOp(nn.Module):
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         through, bypass = self.split(x)
         out = sum(w * op(through) for w, op in zip(weights, self.ops))
+        if self.aux_skip and self.stride == 1:
+            out = out + self.aux_skip * through
         return out if bypass is None else channel_shuffle(torch.cat([out, bypass], dim=1), self.partial)
 
 

@@ -63,7 +63,8 @@ def op_family(op: str) -> str:
 PARAMETER_FREE_FAMILIES = ("pooling", "identity", "none")
 
 
-def derive_cell(weights: np.ndarray, op_names: Sequence[str], n_nodes: int, k: int = 2) -> CellGenes:
+def derive_cell(weights: np.ndarray, op_names: Sequence[str], n_nodes: int, k: int = 2,
+                max_skip: int | None = None) -> CellGenes:
     """DARTS' discretisation of one cell.
 
     Parameters
@@ -74,6 +75,10 @@ def derive_cell(weights: np.ndarray, op_names: Sequence[str], n_nodes: int, k: i
     n_nodes : int
     k : int
         Incoming edges kept per node (2 in DARTS).
+    max_skip : int, optional
+        At most this many ``skip_connect`` edges in the cell (P-DARTS): the
+        weakest of any others take their edge's strongest op other than
+        ``none`` and ``skip_connect``.
 
     Returns
     -------
@@ -95,9 +100,62 @@ def derive_cell(weights: np.ndarray, op_names: Sequence[str], n_nodes: int, k: i
         strength = [row[c] for row, c in zip(rows, best_op)]
         # Stable ranking: ties go to the earlier input, so derivation is deterministic.
         chosen = sorted(range(len(rows)), key=lambda i: (-strength[i], i))[: min(k, len(rows))]
-        genes.append(tuple((op_names[best_op[i]], i) for i in sorted(chosen)))
+        genes.append([[op_names[best_op[i]], i, rows[i]] for i in sorted(chosen)])
         start += 2 + j
-    return tuple(genes)
+    if max_skip is not None:
+        skips = sorted((edge for node in genes for edge in node if edge[0] == "skip_connect"),
+                       key=lambda e: -e[2][op_names.index("skip_connect")])
+        others = [c for c in usable if op_names[c] != "skip_connect"]
+        for edge in skips[max_skip:]:
+            if others:
+                edge[0] = op_names[max(others, key=lambda c: edge[2][c])]
+    return tuple(tuple((op, i) for op, i, _ in node) for node in genes)
+
+
+def random_genome(space, seed) -> "Genome":
+    """A genome drawn uniformly from ``space`` (a
+    :class:`~emokit.search.supernet.SearchSpace`): the random-search control.
+
+    Every node of every searched cell type gets two distinct inputs among the
+    earlier states, each with an op drawn uniformly from the cell's op list
+    without ``none`` (as DARTS' discretisation never keeps ``none``).
+    ``seed``: an int or a sequence of ints (e.g. ``[seed, fold]``).
+    """
+    rng = np.random.default_rng(seed)
+    genes = {}
+    for cell in CELL_TYPES:
+        ops = [op for op in space.ops(cell) if op != "none"]
+        nodes = []
+        if cell in space.cell_types():
+            for j in range(space.nodes(cell)):
+                inputs = sorted(rng.choice(2 + j, size=2, replace=False))
+                nodes.append(tuple((ops[int(rng.integers(len(ops)))], int(i)) for i in inputs))
+        genes[cell] = tuple(nodes)
+    return Genome(**genes)
+
+
+def genome_agreement(genomes: Sequence["Genome"]) -> dict[str, float]:
+    """How alike several genomes are (e.g. one search per seed), averaged
+    over all pairs and cell types.
+
+    Returns
+    -------
+    dict
+        ``edges``: share of kept edges (node, input) that the other genome
+        keeps too; ``ops``: share kept with the same op as well. 1.0 means
+        identical genomes; NaN with fewer than two genomes.
+    """
+    pairs = [(a, b) for i, a in enumerate(genomes) for b in genomes[i + 1:]]
+    shares = {"edges": [], "ops": []}
+    for a, b in pairs:
+        for cell in CELL_TYPES:
+            ours = {(j, src): op for j, node in enumerate(a.cell(cell)) for op, src in node}
+            theirs = {(j, src): op for j, node in enumerate(b.cell(cell)) for op, src in node}
+            if not ours:
+                continue
+            shares["edges"].append(len(ours.keys() & theirs.keys()) / len(ours))
+            shares["ops"].append(sum(theirs.get(key) == op for key, op in ours.items()) / len(ours))
+    return {key: float(np.mean(values)) if values else float("nan") for key, values in shares.items()}
 
 
 def _as_genes(value: Iterable) -> CellGenes:
@@ -178,8 +236,9 @@ class Genome:
 
 
 # What to try, shown with the warnings below (log, notebook 02).
-COLLAPSE_REMEDIES = "fewer SeqNN nodes/cells (paper: at most 3), warmup_epochs > 0, or a scope without skip_connect"
-UNDECIDED_REMEDIES = "more epochs or a larger alpha_lr"
+COLLAPSE_REMEDIES = ("fewer SeqNN nodes/cells (paper: at most 3), warmup_epochs > 0, aux_skip (DARTS-), "
+                     "max_skip (P-DARTS) or a scope without skip_connect")
+UNDECIDED_REMEDIES = "more epochs, a larger alpha_lr, or PC-DARTS (partial_channels) to afford more epochs"
 
 
 def collapse_report(genome: Genome) -> list[str]:

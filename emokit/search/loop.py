@@ -36,6 +36,12 @@ class SearchConfig(Config):
 
     ``warmup_epochs``: epochs that train only the weights before the alphas
     move -- a remedy against collapse to parameter-free ops.
+    ``aux_skip`` (DARTS-, Chu et al. 2021): an auxiliary skip connection of
+    this weight on every stride-1 edge, decaying linearly to 0 over the
+    epochs. ``beta_decay`` (beta-DARTS, Ye et al. 2022): weight of the
+    alphas' logsumexp in the alpha loss, ramped up linearly from 0 over the
+    epochs. ``max_skip`` (P-DARTS): at most this many ``skip_connect`` edges
+    per cell when the genome is derived.
     ``channels_last``: NHWC memory layout, several times faster convolutions
     on CPU. ``recompute_edges``: recompute each CNN edge in the backward pass
     (less memory, about one more forward pass of time). ``precision``:
@@ -56,6 +62,9 @@ class SearchConfig(Config):
     order: str = "first"
     alpha_fraction: float = 0.5
     warmup_epochs: int = 0
+    aux_skip: float = 0.0
+    beta_decay: float = 0.0
+    max_skip: int | None = None
     seed: int = 0
     device: str = "auto"
     channels_last: bool = True
@@ -162,6 +171,8 @@ def run_search(
         started = time.perf_counter()
         model.train()
         lr = scheduler.get_last_lr()[0]
+        model.set_aux_skip(config.aux_skip * (1 - epoch / config.epochs))
+        architect.beta_decay = config.beta_decay * (epoch + 1) / config.epochs
         generator = epoch_generator(config.seed, epoch)
         w_batches = epoch_batches(len(w_idx), config.batch_size, generator)
         a_batches = epoch_batches(len(a_idx), config.batch_size, generator)
@@ -184,10 +195,11 @@ def run_search(
         snapshot = model.alpha_snapshot()
         for t, weights in snapshot.items():
             history[t].append(weights)
-        genome = model.genome()
+        genome = model.genome(config.max_skip)
         collapse = collapse_report(genome)
         row = {
-            "epoch": epoch, "lr": lr,
+            "epoch": epoch + 1, "lr": lr, "aux_skip": model.cnn_cells[0].edges[0].aux_skip,
+            "beta_decay": architect.beta_decay,
             "weight_loss": sums["w_loss"] / sums["w_n"], "weight_acc": sums["w_correct"] / sums["w_n"],
             "alpha_loss": sums["a_loss"] / sums["a_n"] if sums["a_n"] else float("nan"),
             "alpha_acc": sums["a_correct"] / sums["a_n"] if sums["a_n"] else float("nan"),
@@ -199,7 +211,7 @@ def run_search(
         _write_outputs(run_dir, rows, history, genome)
         bar.set_postfix(loss=f"{row['weight_loss']:.3f}", alpha_acc=f"{row['alpha_acc']:.2f}")
         if callback is not None:
-            callback({"epoch": epoch, "row": row, "snapshot": snapshot, "genome": genome, "collapse": collapse,
+            callback({"epoch": epoch + 1, "row": row, "snapshot": snapshot, "genome": genome, "collapse": collapse,
                       "ops": {t: list(space.ops(t)) for t in snapshot}, "epochs": config.epochs})
     bar.close()
 

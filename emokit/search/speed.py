@@ -200,6 +200,8 @@ def edge_forward(edge: nn.Module, x: torch.Tensor, weights: torch.Tensor) -> tor
     for i in p.active:
         out = edge.ops[i].attend(grouped[i]) if i in grouped else op_output(edge, i, through, relu)
         total = accumulate(total, weights[i], out)
+    if edge.aux_skip and edge.stride == 1:
+        total = total + edge.aux_skip * through
     return total if bypass is None else channel_shuffle(torch.cat([total, bypass], dim=1), edge.partial)
 
 
@@ -262,6 +264,8 @@ def cnn_cell_by_state(cell: SearchCNNCell, s0, s1, weights) -> torch.Tensor:
                 else:
                     out = op_output(edge, i, through, relu)
                 mixed[j] = accumulate(mixed[j], w[i], out)
+            if edge.aux_skip and edge.stride == 1:
+                mixed[j] = mixed[j] + edge.aux_skip * through
             if passing is not None:
                 bypass[j] = passing if bypass[j] is None else bypass[j] + passing
         if source >= 1:  # node source-1 has all its edges now

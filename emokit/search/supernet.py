@@ -185,6 +185,12 @@ class Supernet(nn.Module):
             h0, h1 = h1, speed.seq_cell_forward(cell, h0, h1, w["seq"]) if self.fast else cell(h0, h1, w["seq"])
         return self.classifier(self.dropout(h1.mean(dim=1)))
 
+    def set_aux_skip(self, weight: float) -> None:
+        """DARTS-: the weight of the auxiliary skip connection of every stride-1 edge (0: none)."""
+        for module in self.modules():
+            if hasattr(module, "aux_skip"):
+                module.aux_skip = float(weight)
+
     def _cnn_cell(self, cell: SearchCNNCell, s0, s1, weights) -> torch.Tensor:
         if self.recompute_edges and torch.is_grad_enabled():
             return speed.cnn_cell_recomputed(cell, s0, s1, weights)
@@ -197,11 +203,12 @@ class Supernet(nn.Module):
         with torch.no_grad():
             return {t: torch.softmax(a, dim=-1).cpu().numpy() for t, a in self.alphas.items()}
 
-    def genome(self) -> Genome:
-        """The discrete architecture the current alphas stand for."""
+    def genome(self, max_skip: int | None = None) -> Genome:
+        """The discrete architecture the current alphas stand for
+        (``max_skip``: at most that many ``skip_connect`` per cell, P-DARTS)."""
         snapshot = self.alpha_snapshot()
-        genes = {t: derive_cell(snapshot[t], self.space.ops(t), self.space.nodes(t)) if t in snapshot else ()
-                 for t in CELL_TYPES}
+        genes = {t: derive_cell(snapshot[t], self.space.ops(t), self.space.nodes(t), max_skip=max_skip)
+                 if t in snapshot else () for t in CELL_TYPES}
         return Genome(**genes)
 
 

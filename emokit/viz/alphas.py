@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 from emokit.search.genotype import CELL_TYPES, Genome, edge_labels as _edge_labels, edge_list, n_edges, op_family, state_name
@@ -23,6 +24,8 @@ from emokit.viz.cells import cell_graph, genome_figure, save_graph
 from emokit.viz.style import FAMILY_COLORS, check_cell as _check_cell, pick as _pick, series_colors
 
 _ANNOTATE_MAX_CELLS = 300  # heatmaps with more cells than this get no numbers
+RATIO_RANGE = 4.0  # heatmap colours span 1/4 to 4 times the uniform weight (at least)
+RATIO_LABEL = "weight / uniform"
 
 def load_alpha_history(run_folder: str | Path) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
     """Read the alpha history of a search run.
@@ -81,7 +84,12 @@ def alpha_heatmap(
     colorbar: bool = True,
     vmax: float | None = None,
 ) -> Axes:
-    """Heatmap of one cell's softmax alphas.
+    """Heatmap of one cell's softmax alphas, coloured relative to uniform.
+
+    The colour is ``weight / (1 / n_ops)`` on a log scale centred on 1: an
+    op at the uniform weight is white, a preferred op red, a rejected one
+    blue. A search whose alphas barely left uniform therefore looks pale,
+    however small its spread: the scale does not stretch to the data.
 
     Parameters
     ----------
@@ -99,13 +107,14 @@ def alpha_heatmap(
     colorbar : bool
         Add a colour bar beside the axes.
     vmax : float, optional
-        Top of the colour scale (0 is the bottom); the largest weight by default.
+        Top of the colour scale as a multiple of the uniform weight (the
+        bottom is its inverse); :data:`RATIO_RANGE` or the largest ratio by default.
 
     Returns
     -------
     Axes
-        The row maximum (the op DARTS would keep on that edge) is outlined,
-        or written in bold when the values are written.
+        The written values are the ratios to uniform; the row maximum (the
+        op DARTS would keep on that edge) is outlined, or written in bold.
     """
     weights = np.asarray(weights, dtype=float)
     if weights.shape != (len(edge_labels), len(op_names)):
@@ -113,10 +122,11 @@ def alpha_heatmap(
     if ax is None:
         fig = Figure(figsize=(2.4 + 0.45 * len(op_names), 1.6 + 0.3 * len(edge_labels)), layout="constrained")
         ax = fig.add_subplot()
+    ratios = weights * weights.shape[1] if weights.size else weights
     if vmax is None:
-        vmax = float(weights.max(initial=0.0))
-    vmax = max(vmax, 1e-9)
-    image = ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=vmax, aspect="auto", interpolation="nearest")
+        vmax = max(RATIO_RANGE, float(ratios.max(initial=0.0)))
+    image = ax.imshow(np.maximum(ratios, 1e-6), cmap="RdBu_r", norm=LogNorm(1 / vmax, vmax), aspect="auto",
+                      interpolation="nearest")
     ax.set_xticks(range(len(op_names)), op_names, rotation=60, ha="right", rotation_mode="anchor", fontsize=8)
     ax.set_yticks(range(len(edge_labels)), edge_labels, fontsize=8)
     ax.tick_params(length=2, pad=2)
@@ -124,9 +134,9 @@ def alpha_heatmap(
         annotate = weights.size <= _ANNOTATE_MAX_CELLS
     best = weights.argmax(axis=1) if weights.size else np.zeros(0, dtype=int)
     if annotate:
-        for (r, c), value in np.ndenumerate(weights):
-            text = f"{value:.2f}".lstrip("0") if 0 <= value < 1 else f"{value:.1f}"
-            ax.text(c, r, text, ha="center", va="center", fontsize=6, color="black" if value > 0.6 * vmax else "white",
+        for (r, c), value in np.ndenumerate(ratios):
+            strong = value > vmax ** 0.6 or value < vmax ** -0.6  # dark cells get white text
+            ax.text(c, r, f"{value:.1f}", ha="center", va="center", fontsize=6, color="white" if strong else "black",
                     fontweight="bold" if c == best[r] else "normal")
     elif weights.size:
         ax.plot(best, np.arange(len(edge_labels)), "s", ms=6, mfc="none", mec="red", mew=1.0)
@@ -135,7 +145,7 @@ def alpha_heatmap(
     if title:
         ax.set_title(title, fontsize=10)
     if colorbar:
-        ax.figure.colorbar(image, ax=ax, fraction=0.05, pad=0.02)
+        ax.figure.colorbar(image, ax=ax, fraction=0.05, pad=0.02, label=RATIO_LABEL)
     return ax
 
 
@@ -184,7 +194,7 @@ def alpha_heatmaps(
     width, height = fig.get_size_inches()
     cell_w = max(width - fixed_w, 0.5) / sum(cols)
     cell_h = max(height - _HM_BOTTOM - _HM_TOP, 0.5) / rows
-    vmax = max(float(a.max(initial=0.0)) for a in arrays)
+    vmax = max([RATIO_RANGE] + [float((a * a.shape[1]).max(initial=0.0)) for a in arrays])
     if annotate is None:
         annotate = sum(a.size for a in arrays) <= _ANNOTATE_MAX_CELLS
     x = 0.0
@@ -198,7 +208,7 @@ def alpha_heatmaps(
         image = ax.images[0]
         x += cell_w * n_cols + _HM_GAP
     cax = fig.add_axes(((x - _HM_GAP + 0.12) / width, _HM_BOTTOM / height, 0.12 / width, cell_h * rows / height))
-    fig.colorbar(image, cax=cax, label="softmax weight")
+    fig.colorbar(image, cax=cax, label=RATIO_LABEL)
     return fig
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from emokit.viz.alphas import alpha_heatmaps
-from emokit.viz.training import training_curves
+from emokit.viz.training import schedule_curves, training_curves
 
 
 def figure_png(fig: Figure, dpi: int = 80) -> bytes:
@@ -36,8 +36,8 @@ class LiveMonitor:
     def __init__(self, frames_dir: str | Path | None = None, live: bool = True):
         self.frames_dir = Path(frames_dir) if frames_dir is not None else None
         self.rows: list[dict] = []
-        self.alpha_fig = Figure(figsize=(15, 6))
-        self.curve_fig = Figure(figsize=(7, 3))
+        self.alpha_fig = None  # sized by the first snapshot, then redrawn in place
+        self.curve_fig = Figure(figsize=(10, 3))
         self.output = None
         if live:
             import ipywidgets
@@ -51,11 +51,15 @@ class LiveMonitor:
         self.rows.append({k: v for k, v in row.items() if isinstance(v, (int, float))})
         images = []
         if "snapshot" in record:
-            alpha_heatmaps(record["snapshot"], record["ops"], fig=self.alpha_fig)
-            self.alpha_fig.suptitle(f"softmax(alpha) after epoch {record['epoch'] + 1}", x=0.01, ha="left", fontsize=10)
+            self.alpha_fig = alpha_heatmaps(record["snapshot"], record["ops"], fig=self.alpha_fig)
+            self.alpha_fig.suptitle(f"softmax(alpha) after epoch {record['epoch']}", x=0.01, y=0.995, ha="left",
+                                    va="top", fontsize=10)
             images.append(("alphas", self.alpha_fig))
         self.curve_fig.clear()
-        training_curves(pd.DataFrame(self.rows), ax=self.curve_fig.add_subplot())
+        metrics_ax, schedule_ax = self.curve_fig.subplots(1, 2, width_ratios=[2, 1])
+        log = pd.DataFrame(self.rows)
+        training_curves(log, ax=metrics_ax)
+        schedule_curves(log, ax=schedule_ax)
         self.curve_fig.tight_layout()
         images.append(("curves", self.curve_fig))
         pngs = [(name, figure_png(fig)) for name, fig in images]
@@ -89,14 +93,14 @@ def alpha_slider(history: dict, ops: dict):
     fig = Figure(figsize=(15, 6))
     output = ipywidgets.Output()
 
-    def show(epoch: int) -> None:
-        alpha_heatmaps({t: h[epoch] for t, h in history.items()}, ops, fig=fig)
-        fig.suptitle(f"softmax(alpha) after epoch {epoch + 1}", x=0.01, ha="left", fontsize=10)
+    def show(epoch: int) -> None:  # epochs count from 1
+        alpha_heatmaps({t: h[epoch - 1] for t, h in history.items()}, ops, fig=fig)
+        fig.suptitle(f"softmax(alpha) after epoch {epoch}", x=0.01, y=0.995, ha="left", va="top", fontsize=10)
         with output:
             output.clear_output(wait=True)
             display(Image(data=figure_png(fig)))
 
-    slider = ipywidgets.IntSlider(value=epochs - 1, min=0, max=epochs - 1, description="epoch")
+    slider = ipywidgets.IntSlider(value=epochs, min=1, max=epochs, description="epoch")
     slider.observe(lambda change: show(change["new"]), names="value")
-    show(epochs - 1)
+    show(epochs)
     return ipywidgets.VBox([slider, output])

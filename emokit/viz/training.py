@@ -7,8 +7,12 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from emokit.viz.style import series_colors
+
+SCHEDULE_COLUMNS = ("lr", "seconds", "aux_skip", "beta_decay")  # drawn by schedule_curves, not with the metrics
+
 
 def training_curves(log: pd.DataFrame, ax: Axes | None = None) -> Axes:
     """Plot every numeric column of a training log against the epoch.
@@ -29,7 +33,8 @@ def training_curves(log: pd.DataFrame, ax: Axes | None = None) -> Axes:
     """
     log = pd.DataFrame(log)
     x = log["epoch"].to_numpy() if "epoch" in log.columns else np.arange(1, len(log) + 1)
-    numeric = [c for c in log.select_dtypes("number").columns if c != "epoch" and log[c].notna().any()]
+    numeric = [c for c in log.select_dtypes("number").columns
+               if c not in ("epoch", *SCHEDULE_COLUMNS) and log[c].notna().any()]
     if not numeric:
         raise ValueError(f"no numeric columns to plot besides 'epoch' (columns: {list(log.columns)})")
     if ax is None:
@@ -45,10 +50,34 @@ def training_curves(log: pd.DataFrame, ax: Axes | None = None) -> Axes:
             style = "--" if "val" in str(col).lower() else "-"
             lines += axis.plot(x, log[col].to_numpy(dtype=float), style, marker=".", color=colors[numeric.index(col)], label=str(col))
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("loss" if losses else "value")
     if right is not None:
         right.set_ylabel("accuracy / metric")
     ax.legend(lines, [line.get_label() for line in lines], fontsize=8, loc="best")
+    return ax
+
+
+def schedule_curves(log: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """The learning rate (left axis) and the seconds per epoch (right axis)
+    of a training or search log, apart from the metrics they would flatten."""
+    log = pd.DataFrame(log)
+    x = log["epoch"].to_numpy() if "epoch" in log.columns else np.arange(1, len(log) + 1)
+    if ax is None:
+        ax = Figure(figsize=(4, 3), layout="constrained").add_subplot()
+    lines = []
+    if "lr" in log:
+        lines += ax.plot(x, log["lr"].to_numpy(dtype=float), marker=".", color="#1f77b4", label="lr")
+        ax.set_ylabel("learning rate")
+    if "seconds" in log:
+        right = ax.twinx()
+        lines += right.plot(x, log["seconds"].to_numpy(dtype=float), marker=".", color="#7f7f7f", label="seconds")
+        right.set_ylabel("seconds per epoch")
+        right.set_ylim(bottom=0)
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if lines:
+        ax.legend(lines, [line.get_label() for line in lines], fontsize=8, loc="best")
     return ax
 
 
