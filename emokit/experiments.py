@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from emokit.classical import ClassicalConfig
 from emokit.config import UnknownSettingError
 from emokit.features import FeatureConfig
 from emokit.models import NetConfig
@@ -68,20 +69,26 @@ PRESETS: dict[str, dict] = {
 
 # Grid fields that hold a settings dataclass as a dict, and that dataclass.
 SETTINGS = {"features": FeatureConfig, "space": SearchSpace, "search": SearchConfig, "net": NetConfig,
-            "train": TrainConfig}
+            "train": TrainConfig, "classical": ClassicalConfig}
 
 
 @dataclass
 class Grid:
     """What to run. ``folds=None`` means every fold of each corpus.
 
-    ``features``, ``space``, ``search``, ``net`` and ``train`` are dicts of
-    the fields of :class:`~emokit.features.FeatureConfig`,
+    ``features``, ``space``, ``search``, ``net``, ``train`` and
+    ``classical`` are dicts of the fields of
+    :class:`~emokit.features.FeatureConfig`,
     :class:`~emokit.search.supernet.SearchSpace`,
     :class:`~emokit.search.loop.SearchConfig`,
-    :class:`~emokit.models.NetConfig` and :class:`~emokit.train.TrainConfig`:
-    the same dicts the notebooks take as parameters. The grid sets each
-    run's scope, seed and device itself.
+    :class:`~emokit.models.NetConfig`, :class:`~emokit.train.TrainConfig` and
+    :class:`~emokit.classical.ClassicalConfig`: the same dicts the notebooks
+    take as parameters. The grid sets each run's scope, seed and device itself.
+
+    ``baselines`` may hold the hand-designed ``cnn``, ``cnn_lstm``,
+    ``cnn_lstm_att`` and the controls ``random`` (a genome drawn uniformly
+    from the space of the first scope, retrained like a searched one) and
+    ``classical`` (functionals and a linear classifier).
     """
 
     corpora: list[str] = field(default_factory=lambda: ["emodb"])
@@ -95,6 +102,7 @@ class Grid:
     search: dict = field(default_factory=dict)
     net: dict = field(default_factory=dict)
     train: dict = field(default_factory=dict)
+    classical: dict = field(default_factory=dict)
     data_root: str | None = None
     results_dir: str = "results"
     device: str = "auto"
@@ -196,12 +204,22 @@ def _common(grid: Grid, corpus: str) -> dict:
             "normalization": grid.normalization}
 
 
+def control_space(grid: Grid) -> dict:
+    """The search space the random control draws from: the grid's space with
+    its first scope (what the first searched genome came from)."""
+    return {**grid.space, "scope": grid.scopes[0] if grid.scopes else grid.space.get("scope", "emodarts")}
+
+
 def run_settings(grid: Grid, run: Run) -> dict:
     """What a run's results depend on; a finished run with other settings is stale."""
-    settings = {"features": grid.features, "normalization": grid.normalization, "net": grid.net,
-                "train": grid.train, "data_root": grid.data_root}
+    settings = {"features": grid.features, "normalization": grid.normalization, "train": grid.train,
+                "data_root": grid.data_root}
+    if run.name == "classical":
+        settings = {**settings, "classical": grid.classical}
+    if run.kind == "darts" or run.name == "random":
+        settings.update(net=grid.net, space=control_space(grid) if run.name == "random" else grid.space)
     if run.kind == "darts":
-        settings.update(space=grid.space, search=grid.search)
+        settings.update(search=grid.search)
     return json.loads(json.dumps(settings))
 
 
@@ -232,7 +250,7 @@ def run_one(grid: Grid, run: Run) -> str:
             _execute("03_genome.ipynb", folder / "03_genome.ipynb", {"run_dirs": [str(search_dir)]}, grid.cell_timeout)
             model = {"model": "genome", "search_dir": str(search_dir)}
         else:
-            model = {"model": run.name}
+            model = {"model": run.name, "space": control_space(grid), "classical": grid.classical}
         _execute("04_retrain.ipynb", folder / "04_retrain.ipynb",
                  dict(common, run_dir=str(folder / "retrain"), **model, net=grid.net,
                       train={**grid.train, "seed": run.seed, "device": grid.device}), grid.cell_timeout)

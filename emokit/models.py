@@ -184,11 +184,16 @@ def cnn_lstm_att(**kwargs) -> CNNLSTMBaseline:
     return CNNLSTMBaseline(attention=True, **kwargs)
 
 
+# The random-search control: a GenomeNet of a genome drawn from the search space.
+MODELS.add("random", GenomeNet)
+GENOME_MODELS = ("genome", "random")
+
+
 def build_model(name: str, genome: Genome | None = None, **kwargs) -> nn.Module:
-    """A model by registry name; ``"genome"`` needs ``genome``."""
+    """A model by registry name; ``"genome"`` and ``"random"`` need ``genome``."""
     factory = MODELS.get(name)
-    if name == "genome":
+    if name in GENOME_MODELS:
         if genome is None:
-            raise ValueError("model 'genome' needs a genome (a search's genome.json)")
+            raise ValueError(f"model {name!r} needs a genome (a search's genome.json)")
         return factory(genome, **kwargs)
     return factory(**kwargs)

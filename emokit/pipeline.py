@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from emokit.classical import ClassicalConfig, fit_classical, functionals
 from emokit.data import PAPER_CLASSES, load_corpus
 from emokit.features import FeatureConfig, extract
 from emokit.fold_data import FoldData, fold_data
 from emokit.models import NetConfig
-from emokit.search.genotype import Genome
+from emokit.search.genotype import Genome, random_genome
 from emokit.search.loop import SearchConfig, SearchResult, run_search
 from emokit.search.supernet import SearchSpace
 from emokit.splits import make_folds
@@ -100,25 +101,44 @@ def search_fold(data: FoldData, run_dir, space: SearchSpace | dict | None = None
 
 def retrain_fold(data: FoldData, run_dir, model: str = "genome", search_dir=None, genome_json=None,
                  train: TrainConfig | dict | None = None, net: NetConfig | dict | None = None, meta=None,
-                 **kwargs) -> dict:
-    """Train a genome (from a search folder or a genome.json) or a baseline
-    from scratch on a fold; model selection on ``val``, test scored once.
+                 space: SearchSpace | dict | None = None, classical: ClassicalConfig | dict | None = None,
+                 cache_dir=None, **kwargs) -> dict:
+    """Train a model from scratch on a fold; model selection on ``val``, test
+    scored once. Returns the metrics dict (:func:`emokit.train.train_model`).
 
-    ``net`` (:class:`~emokit.models.NetConfig`) sizes the genome network;
-    baselines take only the input shape from the data. Returns the metrics
-    dict of :func:`emokit.train.train_model`.
+    ``model``:
+
+    - ``"genome"``: the genome of a search folder (``search_dir``) or of a
+      ``genome_json``, sized by ``net`` (:class:`~emokit.models.NetConfig`);
+    - ``"random"``: the random-search control, a genome drawn uniformly from
+      ``space`` with the seed ``[train.seed, fold]``, saved as
+      ``run_dir/genome.json`` and trained exactly like a searched genome;
+    - ``"classical"``: functionals and a linear classifier
+      (:mod:`emokit.classical`, settings ``classical``, functionals cached in
+      ``cache_dir``);
+    - a hand-designed baseline (``cnn``, ``cnn_lstm``, ``cnn_lstm_att``),
+      which takes only the input shape from the data.
     """
+    train = as_config(TrainConfig, train)
+    if model == "classical":
+        config = as_config(ClassicalConfig, classical)
+        values = functionals(data.manifest["path"], config, cache_dir=cache_dir, progress=kwargs.get("progress", True))
+        return fit_classical(values, data, run_dir, config, seed=train.seed, extra=meta)
     genome = None
-    if model == "genome":
-        source = genome_json or search_dir
-        if source is None:
-            raise ValueError("model 'genome' needs search_dir (a search run folder) or genome_json")
-        genome = Genome.load(source)
+    if model in ("genome", "random"):
+        if model == "random":
+            genome = random_genome(search_space_for(data, space), [train.seed, data.fold.index])
+            genome.save(Path(run_dir) / "genome.json")
+        else:
+            source = genome_json or search_dir
+            if source is None:
+                raise ValueError("model 'genome' needs search_dir (a search run folder) or genome_json")
+            genome = Genome.load(source)
         model_kwargs = as_config(NetConfig, net).to_dict()
         if not genome.seq:
             model_kwargs["seq_cells"] = 0
     else:
         model_kwargs = {"input_shape": list(data.x["train"].shape[2:])}
     source_note = {"genome_json": str(genome_json)} if genome_json else {"search_dir": str(search_dir) if search_dir else None}
-    return train_model(model, data, run_dir, as_config(TrainConfig, train), genome=genome, model_kwargs=model_kwargs,
+    return train_model(model, data, run_dir, train, genome=genome, model_kwargs=model_kwargs,
                        extra=dict(meta or {}, **source_note), **kwargs)

@@ -22,6 +22,14 @@
 # hand-designed baselines (`cnn`, `cnn_lstm`, `cnn_lstm_att`) go through the
 # same loop for a fair comparison.
 #
+# Two **controls** ask whether the search was worth it. `random` is a genome
+# drawn uniformly from the same search space (same cells, nodes and op lists),
+# retrained with exactly the same recipe: if the searched genome is no better,
+# the search did not find anything the space did not already give. `classical`
+# is the obvious model: a vector of acoustic statistics per utterance (means
+# and spreads of 40 MFCCs, or openSMILE's eGeMAPS / ComParE functionals) and
+# a logistic regression, trained in seconds.
+#
 # Training uses the fold's training speakers only: the `train` role (paper) or
 # `search` + `train`. The `val` role (held-out utterances of the training
 # speakers) picks the best epoch. The **test speakers are scored once**, at the
@@ -57,11 +65,13 @@ feature_dir = "results/features"
 features = {}               # FeatureConfig fields, as in notebooks 01 and 02
 normalization = "train"     # "train" (paper) or "speaker" (as in the search of a genome)
 fold = 0
-model = "genome"            # genome, or a baseline: cnn, cnn_lstm, cnn_lstm_att
+model = "genome"            # genome; a baseline: cnn, cnn_lstm, cnn_lstm_att; a control: random, classical
 search_dir = "results/runs/emodb/emodarts/fold0-seed0/search"
 genome_json = None          # or a genome.json instead of a search folder
 net = {}                    # NetConfig fields; {}: the paper's retrained network (4 + 2 cells, C = 16, d = 64)
 train = {"epochs": 30}      # TrainConfig fields (the paper: 300 epochs)
+space = {}                  # model "random": SearchSpace fields of the space its genome is drawn from
+classical = {}              # model "classical": ClassicalConfig fields (functionals, classifier ...)
 run_dir = "results/runs/emodb/emodarts/fold0-seed0/retrain"
 resume = True
 live = True
@@ -90,14 +100,17 @@ print(f"fold {fold}: test speakers {data.fold.test_speakers}; rows per role", {r
 # %%
 monitor = LiveMonitor(live=live)
 metrics = retrain_fold(data, run_dir, model, search_dir, genome_json, config, sizes,
-                       meta={"corpus": corpus, "fold": fold, "seed": config.seed}, resume=resume, callback=monitor)
+                       meta={"corpus": corpus, "fold": fold, "seed": config.seed}, space=space, classical=classical,
+                       cache_dir=feature_dir, resume=resume, callback=monitor)
 
 # %% [markdown]
 # ## On the test speakers
 
 # %%
+chosen = f"C = {metrics['best_c']}" if model == "classical" else f"epoch {metrics['best_epoch']}"
 print(f"{model}: UA {metrics['ua']:.2%}  WA {metrics['wa']:.2%}  parameters {metrics['parameters']:,}  "
-      f"(best epoch {metrics['best_epoch']} by validation UA)")
+      f"({chosen} chosen by validation UA)")
 print("recall per class:", {k: (round(v, 3) if v is not None else None) for k, v in metrics["per_class_recall"].items()})
-display(Image(filename=str(Path(run_dir) / "confusion.png")))
-display(Image(filename=str(Path(run_dir) / "curves.png")))
+for picture in ("confusion.png", "curves.png"):
+    if (Path(run_dir) / picture).exists():
+        display(Image(filename=str(Path(run_dir) / picture)))

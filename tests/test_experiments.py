@@ -58,15 +58,22 @@ def test_plan_covers_every_fold_of_emodb(datasets_root, tmp_path):
 @pytest.mark.slow
 def test_tiny_grid_runs_resumes_and_makes_tables(datasets_root, tmp_path):
     grid = make_grid("quick", data_root=str(datasets_root), results_dir=str(tmp_path), folds=[0, 1],
-                     scopes=["emodarts", "lstm"], baselines=["cnn"], cell_timeout=300, **TINY)
+                     scopes=["emodarts", "lstm"], baselines=["cnn", "random", "classical"], cell_timeout=300, **TINY)
     results = run_grid(grid, progress=False)
-    assert len(results) == 6
+    assert len(results) == 10
     assert (results["status"] == "done").all(), results[["name", "fold", "error"]]
     for folder in results["run_dir"]:
         names = {p.name for p in Path(folder).iterdir()}
         assert "04_retrain.ipynb" in names
     darts = results[results["kind"] == "darts"]
     assert darts["genome"].notna().all()
+    from emokit.search.genotype import Genome
+
+    random_genomes = [Genome.load(tmp_path / f / "retrain") for f in results[results["name"] == "random"]["run_dir"]]
+    assert len(random_genomes) == 2 and random_genomes[0] != random_genomes[1]  # one per fold
+    assert len(random_genomes[0].seq) == TINY["space"]["seq_nodes"]  # drawn from the emodarts space of the grid
+    classical = results[results["name"] == "classical"]
+    assert classical["ua"].notna().all() and (classical["parameters"] == 4 * 80 + 4).all()
 
     # a second call skips finished runs: nothing is re-executed
     stamps = {f: (tmp_path / f / "run.json").stat().st_mtime_ns for f in results["run_dir"]}
@@ -78,7 +85,7 @@ def test_tiny_grid_runs_resumes_and_makes_tables(datasets_root, tmp_path):
     assert (table["runs"] == 2).all()
     ua = results[results["name"] == "cnn"]["ua"] * 100
     assert table.loc[2, "UA %"] == f"{ua.mean():.2f} ± {ua.std(ddof=0):.2f}"
-    assert per_fold_table(results).shape == (3, 2)
+    assert per_fold_table(results).shape == (5, 2)
     paths = export_table(table, tmp_path / "tables" / "t4")
     assert "emodarts" in paths["md"].read_text() and "\\begin{tabular}" in paths["tex"].read_text()
 
@@ -88,6 +95,9 @@ def test_tiny_grid_runs_resumes_and_makes_tables(datasets_root, tmp_path):
 
     assert images(notebook) == 4  # UA per fold, Figure 7, confusions, op frequency
     assert (tmp_path / "tables" / "table4_emodarts_vs_baselines.csv").exists()
+    text = notebook.read_text()
+    assert "too few paired runs" in text and "emodarts vs random" in text  # 2 folds x 1 seed: no verdict
+    assert (tmp_path / "tables" / "paired_differences.csv").exists()
 
 
 def test_a_failed_run_is_recorded_and_the_grid_goes_on(datasets_root, tmp_path, monkeypatch):

@@ -1,0 +1,142 @@
+"""Did the search help? Paired statistics over fold x seed runs.
+
+Every run of a grid is one (corpus, model, fold, seed). Two models run on
+the same folds and seeds are compared *pairwise*: the difference of their
+test UA on each (fold, seed), its mean with a bootstrap 95 % interval
+(:func:`scipy.stats.bootstrap`) and a Wilcoxon signed-rank test
+(:func:`scipy.stats.wilcoxon`, two-sided). Pairing removes what the folds
+share (some speakers are simply harder), which a comparison of two means
+with their standard deviations over folds would leave in.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from emokit.search.genotype import Genome, genome_agreement
+
+HAND_DESIGNED = ("cnn", "cnn_lstm", "cnn_lstm_att")
+ALPHA = 0.05  # significance level of the verdicts
+
+
+def paired_difference(a, b, n_resamples: int = 10_000, seed: int = 0) -> dict:
+    """UA differences ``a - b`` of paired runs, in percentage points.
+
+    Parameters
+    ----------
+    a, b : sequences of the same length, UA in [0, 1] of the same (fold, seed) runs
+
+    Returns
+    -------
+    dict with ``n`` (pairs), ``mean`` (mean difference), ``ci_low``,
+    ``ci_high`` (bootstrap 95 % percentile interval of the mean), ``p``
+    (Wilcoxon signed-rank, two-sided; 1.0 when every difference is 0, NaN
+    with fewer than 2 pairs), ``wins`` (pairs where ``a`` is higher).
+    """
+    diff = (np.asarray(a, dtype=float) - np.asarray(b, dtype=float)) * 100
+    if len(diff) == 0:
+        return {"n": 0, "mean": math.nan, "ci_low": math.nan, "ci_high": math.nan, "p": math.nan, "wins": 0}
+    out = {"n": len(diff), "mean": float(diff.mean()), "wins": int((diff > 0).sum())}
+    if len(diff) < 2 or np.all(diff == diff[0]):  # no spread: the interval is the value itself
+        out.update(ci_low=float(diff[0]) if np.all(diff == diff[0]) else math.nan,
+                   ci_high=float(diff[0]) if np.all(diff == diff[0]) else math.nan)
+    else:
+        interval = stats.bootstrap((diff,), np.mean, n_resamples=n_resamples, confidence_level=0.95,
+                                   method="percentile", random_state=np.random.default_rng(seed)).confidence_interval
+        out.update(ci_low=float(interval.low), ci_high=float(interval.high))
+    if len(diff) < 2:
+        out["p"] = math.nan
+    elif np.all(diff == 0):
+        out["p"] = 1.0
+    else:
+        out["p"] = float(stats.wilcoxon(diff, alternative="two-sided").pvalue)
+    return out
+
+
+def best_hand_designed(results: pd.DataFrame, corpus: str) -> str | None:
+    """The hand-designed baseline with the highest mean test UA on ``corpus``:
+    the strongest competitor the kit offers (a reporting choice, not a model
+    selection: nothing is trained on it)."""
+    done = results[(results["status"] == "done") & (results["corpus"] == corpus)
+                   & results["name"].isin(HAND_DESIGNED)]
+    if done.empty:
+        return None
+    return str(done.groupby("name")["ua"].mean().idxmax())
+
+
+def paired_comparisons(results: pd.DataFrame, model: str = "emodarts",
+                       against: tuple[str, ...] = ("random", "classical", "best baseline")) -> pd.DataFrame:
+    """``model`` against each of ``against`` (``"best baseline"``: see
+    :func:`best_hand_designed`), per corpus, on the (fold, seed) runs both finished.
+
+    Returns
+    -------
+    DataFrame with corpus, model, against, n, mean, ci_low, ci_high, p, wins
+    (differences in UA percentage points) and a ``verdict`` sentence.
+    """
+    done = results[results["status"] == "done"]
+    rows = []
+    for corpus in dict.fromkeys(done["corpus"]):
+        part = done[done["corpus"] == corpus]
+        table = part.pivot_table(index=["fold", "seed"], columns="name", values="ua", aggfunc="mean")
+        if model not in table:
+            continue
+        for other in against:
+            name = best_hand_designed(results, corpus) if other == "best baseline" else other
+            if name is None or name not in table:
+                continue
+            pairs = table[[model, name]].dropna()
+            result = paired_difference(pairs[model], pairs[name])
+            label = f"{name} (best baseline)" if other == "best baseline" else name
+            rows.append({"corpus": corpus, "model": model, "against": label, **result,
+                         "verdict": verdict(model, label, result)})
+    columns = ["corpus", "model", "against", "n", "mean", "ci_low", "ci_high", "p", "wins", "verdict"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def verdict(model: str, other: str, result: dict) -> str:
+    """One sentence on a paired difference: better, worse, or no demonstrated difference."""
+    n, mean, low, high, p = (result[k] for k in ("n", "mean", "ci_low", "ci_high", "p"))
+    numbers = (f"{mean:+.2f} UA points (95 % CI {low:+.2f} to {high:+.2f}, Wilcoxon p = {p:.3f}, "
+               f"{result['wins']} of {n} paired runs higher)")
+    if n < 5:
+        return f"{model} vs {other}: {numbers}; too few paired runs (fewer than 5) to tell."
+    if p < ALPHA and low > 0:
+        return f"{model} beats {other}: {numbers}."
+    if p < ALPHA and high < 0:
+        return f"{model} is worse than {other}: {numbers}."
+    return f"{model} is not demonstrably better than {other}: {numbers}."
+
+
+def search_helped(comparisons: pd.DataFrame, corpus: str) -> str:
+    """The plain answer for one corpus: did the search beat its random control?"""
+    row = comparisons[(comparisons["corpus"] == corpus) & (comparisons["against"] == "random")]
+    if row.empty:
+        return f"{corpus}: no random control was run, so nothing shows that the search chose its genome for a reason."
+    row = row.iloc[0]
+    if row["n"] >= 5 and row["p"] < ALPHA and row["ci_low"] > 0:
+        return f"{corpus}: the search helped: its genomes beat random genomes of the same space ({row['verdict']})"
+    return (f"{corpus}: the search did not demonstrably help: its genomes are not significantly better than "
+            f"random genomes of the same space ({row['verdict']})")
+
+
+def agreement_across_seeds(results: pd.DataFrame) -> pd.DataFrame:
+    """Per corpus, scope and fold: how alike the genomes of different seeds
+    are (:func:`~emokit.search.genotype.genome_agreement`). A search that
+    finds another genome for every seed is not finding much.
+
+    Returns
+    -------
+    DataFrame with corpus, scope, fold, seeds, edges, ops (shares in [0, 1])
+    """
+    rows = []
+    darts = results[(results["kind"] == "darts") & results["genome"].notna()]
+    for (corpus, scope, fold), group in darts.groupby(["corpus", "name", "fold"], sort=True):
+        if len(group) < 2:
+            continue
+        agreement = genome_agreement([Genome.from_json(g) for g in group["genome"]])
+        rows.append({"corpus": corpus, "scope": scope, "fold": int(fold), "seeds": len(group), **agreement})
+    return pd.DataFrame(rows, columns=["corpus", "scope", "fold", "seeds", "edges", "ops"])

@@ -1,0 +1,128 @@
+"""The controls that say whether the search helped: the classical baseline,
+the random genome through the pipeline, and the paired statistics."""
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from emokit.classical import ClassicalConfig, fit_classical, functionals, normalise
+from emokit.stats import agreement_across_seeds, paired_comparisons, paired_difference, search_helped, verdict
+
+
+def _learnable_functionals(labels, seed=0, dims=6):
+    rng = np.random.default_rng(seed)
+    values = rng.normal(size=(len(labels), dims))
+    values[np.arange(len(labels)), labels % dims] += 3.0  # class k raises feature k
+    return values
+
+
+def test_classical_baseline_learns_and_writes_a_finished_run(tiny_fold_data, tmp_path):
+    values = _learnable_functionals(tiny_fold_factory_labels(tiny_fold_data))
+    metrics = fit_classical(values, tiny_fold_data, tmp_path, ClassicalConfig(c_grid=(0.1, 1.0)))
+    assert metrics["ua"] > 0.7 and metrics["n"] == 16 and metrics["best_c"] in (0.1, 1.0)
+    assert set(metrics["val_ua_by_c"]) == {"0.1", "1.0"}
+    assert metrics["parameters"] == 4 * 6 + 4
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["model_name"] == "classical" and config["fold"]["test_speakers"] == ["s4", "s5"]
+    assert (tmp_path / "model.joblib").exists() and (tmp_path / "confusion.png").exists()
+    svm = fit_classical(values, tiny_fold_data, tmp_path / "svm", ClassicalConfig(classifier="svm"))
+    assert svm["ua"] > 0.7
+
+
+def tiny_fold_factory_labels(data):
+    return np.concatenate([data.y[r] for r in data.y])[np.argsort(np.concatenate(
+        [data.fold.indices(r) for r in data.y]))]
+
+
+@pytest.mark.parametrize("normalization", ["train", "speaker"])
+def test_classical_baseline_never_fits_or_selects_on_test_speakers(tiny_fold_factory, tmp_path, normalization):
+    """Whatever the test speakers' functionals are, the chosen C, the fitted
+    coefficients and the validation scores stay the same: only the test
+    scores move."""
+    import joblib
+
+    from conftest import make_fold_data, tiny_layout
+
+    labels, speakers, roles = tiny_layout()
+    data = make_fold_data(np.zeros((48, 1, 4, 4), np.float32), labels, speakers, roles, normalization=normalization)
+    values = _learnable_functionals(labels)
+    test = np.array(roles) == "test"
+    changed = values.copy()
+    changed[test] = np.random.default_rng(5).normal(scale=50.0, size=(test.sum(), values.shape[1]))
+    runs = [fit_classical(v, data, tmp_path / f"run{i}", ClassicalConfig()) for i, v in enumerate((values, changed))]
+    assert runs[0]["best_c"] == runs[1]["best_c"] and runs[0]["val_ua_by_c"] == runs[1]["val_ua_by_c"]
+    models = [joblib.load(tmp_path / f"run{i}" / "model.joblib") for i in range(2)]
+    np.testing.assert_allclose(models[0].coef_, models[1].coef_)
+    assert runs[0]["ua"] != runs[1]["ua"] or runs[0]["confusion"] != runs[1]["confusion"]
+    assert np.allclose(normalise(values, data)[~test], normalise(changed, data)[~test])
+    with pytest.raises(ValueError, match="not finite"):
+        fit_classical(np.where(test[:, None], np.nan, values), data, tmp_path / "nan", ClassicalConfig())
+
+
+def test_functionals_from_audio_are_cached(tmp_path, write_wav):
+    paths = [write_wav(tmp_path / f"u{i}.wav", seconds=0.3, seed=i) for i in range(3)]
+    values = functionals(paths, cache_dir=tmp_path / "cache", progress=False)
+    assert values.shape == (3, 80) and np.isfinite(values).all()
+    assert len(list((tmp_path / "cache").glob("functionals-mfcc_stats-*.npy"))) == 1
+    np.testing.assert_array_equal(functionals(paths, cache_dir=tmp_path / "cache", progress=False), values)
+    egemaps = functionals(paths[:1], ClassicalConfig(functionals="egemaps"), progress=False)
+    assert egemaps.shape == (1, 88)
+    with pytest.raises(ValueError, match="mfcc_stats, egemaps, compare"):
+        ClassicalConfig(functionals="praat")
+
+
+def test_paired_difference_matches_a_hand_computed_case():
+    a = np.array([0.60, 0.70, 0.65, 0.80, 0.75])
+    b = np.array([0.59, 0.68, 0.62, 0.76, 0.70])  # a - b = 1, 2, 3, 4, 5 points
+    result = paired_difference(a, b)
+    assert result["n"] == 5 and result["wins"] == 5 and result["mean"] == pytest.approx(3.0)
+    # Wilcoxon, all 5 differences positive: the exact two-sided p is 2 / 2**5
+    assert result["p"] == pytest.approx(2 / 32)
+    assert 1.0 <= result["ci_low"] < 3.0 < result["ci_high"] <= 5.0
+    constant = paired_difference([0.5] * 6, [0.48] * 6)
+    assert constant["ci_low"] == constant["ci_high"] == pytest.approx(2.0) and constant["p"] < 0.05
+    same = paired_difference([0.5, 0.6], [0.5, 0.6])
+    assert same["mean"] == 0 and same["p"] == 1.0
+    assert math.isnan(paired_difference([], [])["mean"])
+    # five pairs, all won, still p = 0.0625: one seed of 5 folds can never show a significant difference
+    assert verdict("emodarts", "random", result).startswith("emodarts is not demonstrably better than random")
+    assert "too few" in verdict("emodarts", "random", paired_difference(a[:4], b[:4]))
+    six = paired_difference(np.r_[a, 0.9], np.r_[b, 0.84])
+    assert six["p"] == pytest.approx(2 / 64) and verdict("emodarts", "random", six).startswith("emodarts beats random")
+
+
+def _results(ua_by_name: dict, folds=5, seeds=(0,)):
+    rows = []
+    for name, values in ua_by_name.items():
+        for (fold, seed), ua in zip([(f, s) for f in range(folds) for s in seeds], values):
+            rows.append({"corpus": "emodb", "name": name, "kind": "darts" if name == "emodarts" else "baseline",
+                         "fold": fold, "seed": seed, "status": "done", "ua": ua, "genome": None})
+    return pd.DataFrame(rows)
+
+
+def test_paired_comparisons_and_the_plain_answer():
+    darts = [0.80, 0.82, 0.78, 0.85, 0.79, 0.81]
+    results = _results({"emodarts": darts, "random": [u - 0.03 for u in darts], "classical": darts,
+                        "cnn": [0.4] * 6, "cnn_lstm_att": [u + 0.05 for u in darts]}, folds=3, seeds=(0, 1))
+    table = paired_comparisons(results).set_index("against")
+    assert list(table.index) == ["random", "classical", "cnn_lstm_att (best baseline)"]
+    assert table.loc["random", "mean"] == pytest.approx(3.0) and table.loc["random", "n"] == 6
+    assert table.loc["classical", "p"] == 1.0
+    assert "is worse than cnn_lstm_att" in table.loc["cnn_lstm_att (best baseline)", "verdict"]
+    assert search_helped(paired_comparisons(results), "emodb").startswith("emodb: the search helped")
+    level = _results({"emodarts": darts, "random": [0.81, 0.80, 0.80, 0.84, 0.81, 0.80]}, folds=3, seeds=(0, 1))
+    assert "did not demonstrably help" in search_helped(paired_comparisons(level), "emodb")
+    assert "no random control" in search_helped(paired_comparisons(_results({"emodarts": darts})), "emodb")
+
+
+def test_agreement_across_seeds():
+    from emokit.search.genotype import random_genome
+    from emokit.search.supernet import SearchSpace
+
+    genomes = [random_genome(SearchSpace(), [s, 0]).to_json() for s in range(3)]
+    results = pd.DataFrame({"corpus": "emodb", "name": "emodarts", "kind": "darts", "fold": 0, "seed": [0, 1, 2],
+                            "status": "done", "genome": [genomes[0], genomes[0], genomes[1]]})
+    row = agreement_across_seeds(results).iloc[0]
+    assert row["seeds"] == 3 and 1 / 3 < row["ops"] < 1
