@@ -3,10 +3,12 @@
 The library behind the notebooks in ``notebooks/``:
 
 - :mod:`emokit.data` corpora as manifests, :mod:`emokit.splits` speaker-independent folds
-- :mod:`emokit.features` 128 x 128 MFCC maps, cached
+- :mod:`emokit.features` 128 x 128 MFCC maps, cached; :mod:`emokit.fold_data` one fold's arrays
+- :mod:`emokit.pipeline` what each notebook does first; :mod:`emokit.config` the settings rule
 - :mod:`emokit.search` the joint CNN + SeqNN DARTS search (ops, cells, supernet, genotype, architect, loop)
 - :mod:`emokit.models`, :mod:`emokit.train`, :mod:`emokit.metrics` retraining and UA / WA
-- :mod:`emokit.viz`, :mod:`emokit.live` pictures; :mod:`emokit.experiments`, :mod:`emokit.results` grids and tables
+- :mod:`emokit.classical`, :mod:`emokit.stats` the controls and the paired statistics
+- :mod:`emokit.viz` pictures; :mod:`emokit.experiments`, :mod:`emokit.results` grids and tables
 
 ``emokit.predict(run_dir, wav_paths)`` gives class probabilities for new audio.
 """

@@ -74,7 +74,10 @@ def run_predict(args: argparse.Namespace) -> int:
     table = predict(args.run_dir, args.files, device=args.device, speakers=args.speakers)
     with pd.option_context("display.max_colwidth", None, "display.width", 200):
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    return 1 if len(table) and table["error"].notna().all() else 0
+    failed = int(table["error"].notna().sum())
+    if failed:
+        print(f"{failed} of {len(table)} files could not be scored (see the error column)", file=sys.stderr)
+    return 1 if failed else 0
 
 
 # --------------------------------------------------------------------------
@@ -156,6 +159,7 @@ def _run_and_report(grid, compare_after: bool) -> int:
 
     from emokit.experiments import compare, run_grid
     from emokit.results import summary_table
+    from emokit.stats import paired_comparisons, search_helped
 
     started = time.perf_counter()
     results = run_grid(grid)
@@ -165,6 +169,9 @@ def _run_and_report(grid, compare_after: bool) -> int:
     table = summary_table(results)
     with pd.option_context("display.width", 200):
         print(table.drop(columns=["ua_mean", "ua_std"]).to_string(index=False))
+    comparisons = paired_comparisons(results)
+    for corpus in dict.fromkeys(results.loc[results["kind"] == "darts", "corpus"]):
+        print(search_helped(comparisons, corpus))
     failed = results[results["status"] != "done"]
     print(f"{len(results) - len(failed)} runs done, {len(failed)} not, in {(time.perf_counter() - started) / 60:.1f} min")
     for _, row in failed.iterrows():

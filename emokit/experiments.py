@@ -39,7 +39,7 @@ PRESETS: dict[str, dict] = {
     # The paper's settings (section IV): 300 + 300 epochs, batch 64, 4 + 2 cells,
     # retraining on the 30 % "train" split of the training speakers.
     "paper": {
-        "scopes": ["emodarts"], "baselines": ["cnn", "cnn_lstm", "cnn_lstm_att"], "folds": None, "seeds": [0],
+        "scopes": ["emodarts"], "baselines": ["cnn", "cnn_lstm", "cnn_lstm_att", "random", "classical"], "folds": None, "seeds": [0],
         "features": {}, "normalization": "train",
         "space": {"cnn_cells": 4, "cnn_nodes": 4, "seq_cells": 2, "seq_nodes": 3, "channels": 8, "seq_hidden": 64},
         "search": {"epochs": 300, "batch_size": 64},
@@ -52,7 +52,7 @@ PRESETS: dict[str, dict] = {
     # retraining on all non-val data of the training speakers with time
     # shifts and mixup. The baselines get the same data and training.
     "quick": {
-        "scopes": ["emodarts"], "baselines": ["cnn", "cnn_lstm", "cnn_lstm_att"], "folds": None, "seeds": [0],
+        "scopes": ["emodarts"], "baselines": ["cnn", "cnn_lstm", "cnn_lstm_att", "random", "classical"], "folds": None, "seeds": [0],
         "features": {"kind": "logmel"}, "normalization": "speaker",
         "space": {"cnn_cells": 3, "cnn_nodes": 2, "seq_cells": 1, "seq_nodes": 2, "channels": 4, "seq_hidden": 32,
                   "stem_stride": 2},

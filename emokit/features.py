@@ -95,12 +95,18 @@ def load_audio(path: str | Path, config: FeatureConfig = FeatureConfig()) -> np.
     import librosa
     import soundfile as sf
 
+    if not Path(path).is_file():
+        raise AudioError(f"{path}: no such file")
     try:
         audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:  # soundfile raises several types for bad files
         raise AudioError(f"{path}: cannot read audio ({exc}); re-export it as PCM wav or remove it from the corpus") from None
     if audio.shape[0] == 0:
         raise AudioError(f"{path}: the file holds no samples; remove it or replace it with a valid recording")
+    if not np.isfinite(audio).all():
+        raise AudioError(f"{path}: the file holds non-finite samples (NaN or inf); re-export it or remove it")
+    if not np.abs(audio).max() > 0:
+        raise AudioError(f"{path}: the file is silent (every sample is 0); replace it with a valid recording")
     audio = audio.mean(axis=1)
     if rate != config.sample_rate:
         audio = librosa.resample(audio, orig_sr=rate, target_sr=config.sample_rate, res_type="soxr_hq")
@@ -156,12 +162,24 @@ def feature_map(audio: np.ndarray, config: FeatureConfig = FeatureConfig()) -> n
     return np.ascontiguousarray(pooled, dtype=np.float32)
 
 
+def checked_map(path: str | Path, config: FeatureConfig = FeatureConfig()) -> np.ndarray:
+    """:func:`feature_map` of a file, refusing a map that is not finite
+    (samples so large that their power overflows float32, e.g. 1e30)."""
+    audio = load_audio(path, config)
+    fmap = feature_map(audio, config)
+    if not np.isfinite(fmap).all():
+        raise AudioError(f"{path}: its feature map is not finite (largest sample magnitude "
+                         f"{float(np.abs(audio).max()):.3g}; audio samples should lie within [-1, 1]); "
+                         "re-export the file as PCM wav or remove it")
+    return fmap
+
+
 def _extract_chunk(paths: list[str], config: FeatureConfig) -> list[np.ndarray | str]:
     """Worker: a map per file, or the error message for a bad file."""
     out: list[np.ndarray | str] = []
     for path in paths:
         try:
-            out.append(feature_map(load_audio(path, config), config))
+            out.append(checked_map(path, config))
         except AudioError as exc:
             out.append(str(exc))
         except Exception as exc:  # a decoder crash on one file must not end the whole run
@@ -314,6 +332,7 @@ def speaker_standardize(features: np.ndarray, speakers) -> np.ndarray:
     speakers = np.asarray(list(speakers), dtype=object)
     if len(speakers) != len(features):
         raise ValueError(f"{len(speakers)} speaker keys for {len(features)} maps")
+    check_finite(features)
     out = np.empty(features.shape, np.float32)
     for key in pd.unique(speakers):
         rows = np.flatnonzero(speakers == key)
@@ -322,6 +341,15 @@ def speaker_standardize(features: np.ndarray, speakers) -> np.ndarray:
         std = np.maximum(block.std(axis=(0, 1, 3), dtype=np.float64), 1e-6)[:, None]
         out[rows] = (block - mean) / std
     return out
+
+
+def check_finite(features: np.ndarray, names=None) -> None:
+    """Raise ``ValueError`` naming the maps (by ``names``, else by index) that hold NaN or inf."""
+    bad = np.flatnonzero(~np.isfinite(features.reshape(len(features), -1)).all(axis=1))
+    if len(bad):
+        shown = [str(names[i]) if names is not None else f"map {i}" for i in bad[:5]]
+        raise ValueError(f"{len(bad)} feature maps are not finite: {', '.join(shown)}; extract them again "
+                         "(emokit.features.extract skips such files) or remove the files")
 
 
 @dataclass
@@ -336,10 +364,12 @@ class Normalizer:
     std: np.ndarray
 
     @classmethod
-    def fit(cls, features: np.ndarray) -> "Normalizer":
-        """Fit on ``features`` of shape (n, 1, rows, columns)."""
+    def fit(cls, features: np.ndarray, names=None) -> "Normalizer":
+        """Fit on ``features`` of shape (n, 1, rows, columns); ``names`` (one
+        per map, e.g. file paths) name the maps that are not finite."""
         if len(features) == 0:
             raise ValueError("cannot fit a Normalizer on zero utterances")
+        check_finite(features, names)
         mean = features.mean(axis=(0, 1, 3), dtype=np.float64)
         std = features.std(axis=(0, 1, 3), dtype=np.float64)
         return cls(mean.astype(np.float32), np.maximum(std, 1e-6).astype(np.float32))

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from emokit.data import PAPER_CLASSES
-from emokit.features import NORMALIZATIONS, FeatureConfig, Normalizer, speaker_standardize
+from emokit.features import NORMALIZATIONS, FeatureConfig, Normalizer, check_finite, speaker_standardize
 from emokit.splits import ROLES, Fold, check_fold, speaker_keys
 
 
@@ -84,6 +84,7 @@ def fold_data(features: np.ndarray, manifest: pd.DataFrame, fold: Fold, classes:
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"unknown normalization {normalization!r}; known: {', '.join(NORMALIZATIONS)}")
     check_fold(fold, manifest)
+    check_finite(features, list(manifest["path"]) if "path" in manifest else None)
     if normalization == "speaker":
         keys = speaker_keys(manifest) if "corpus" in manifest else manifest["speaker"].astype(str)
         features = speaker_standardize(features, keys)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from emokit.features import FeatureConfig, Normalizer, feature_map, load_audio, speaker_standardize
+from emokit.features import FeatureConfig, Normalizer, checked_map, speaker_standardize
 from emokit.train import load_trained, predict_logits
 
 __all__ = ["predict"]
@@ -61,7 +61,7 @@ def predict(run_dir: str | Path, wav_paths: str | Path | Iterable[str | Path], d
     maps, errors = {}, {}
     for i, path in enumerate(paths):
         try:
-            maps[i] = feature_map(load_audio(path, features), features)
+            maps[i] = checked_map(path, features)
         except Exception as exc:  # one bad file must not stop the others; AudioError already names the file
             message = str(exc)
             errors[i] = message if str(path) in message else f"{path}: {type(exc).__name__}: {message}"
@@ -74,8 +74,13 @@ def predict(run_dir: str | Path, wav_paths: str | Path | Iterable[str | Path], d
         batch = normalizer(batch)
         logits = predict_logits(model, batch, device, batch_size)
         probabilities[list(maps)] = torch.softmax(logits, dim=1).numpy()
+        for i in maps:  # never a NaN probability as a result
+            if not np.isfinite(probabilities[i]).all():
+                errors[i] = f"{paths[i]}: the model gave non-finite scores for this file"
+                probabilities[i] = np.nan
     table = pd.DataFrame({"path": [str(p) for p in paths]})
-    table["label"] = pd.Series([classes[int(np.argmax(p))] if i in maps else None for i, p in enumerate(probabilities)],
+    table["label"] = pd.Series([classes[int(np.argmax(p))] if i not in errors else None
+                                for i, p in enumerate(probabilities)],
                                dtype=object)
     for k, name in enumerate(classes):
         table[f"p_{name}"] = probabilities[:, k]

@@ -231,6 +231,10 @@ def _fit(model_name, data, run_dir, config, genome, model_kwargs, description, r
         start = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
         train_loss, train_acc = _train_epoch(model, x_train, y_train, criterion, optimizer, config, epoch, device)
+        if not math.isfinite(train_loss):
+            raise FloatingPointError(f"{run_dir}: the training loss of epoch {epoch + 1} is {train_loss}; the inputs "
+                                     "or the learning rate are at fault (try a smaller lr); nothing was recorded "
+                                     "as finished")
         scheduler.step()
         val_loss, val = math.nan, {"ua": math.nan, "wa": math.nan}
         if len(x_val):

@@ -146,8 +146,26 @@ print(result.genome)
 # A search can also end before it has decided: if no op of a cell got clearly
 # more than the uniform weight $1/|\mathcal{O}|$ (here: 1.25 times it), the
 # genome's top-2 choice rests on near-ties that another seed, or mere rounding,
-# would break differently. Short searches at the default $\alpha$ learning rate
-# (3e-4) end like that; search longer or raise `alpha_lr`.
+# would break differently. Short searches at the paper's $\alpha$ learning rate
+# (3e-4) end like that; search longer or raise `alpha_lr`. The heatmaps above
+# colour each weight relative to uniform, so an undecided cell looks pale.
+#
+# Three published remedies are `search` options:
+#
+# - **DARTS-** (`aux_skip`): every stride-1 edge gets an extra identity outside
+#   the softmax, $\bar o^{(i,j)}(x) + \beta_t\, x$, with $\beta_t$ decaying
+#   linearly from `aux_skip` to 0. The identity no longer needs to win an
+#   $\alpha$ to carry the gradient, so `skip_connect` loses its head start.
+# - **$\beta$-DARTS** (`beta_decay`): the $\alpha$ loss gets
+#   $\lambda_t \cdot \mathrm{mean}_{(i,j)} \log \sum_o \exp \alpha_o^{(i,j)}$, whose
+#   gradient $\mathrm{softmax}(\alpha)$ shrinks the leading $\alpha$s and keeps
+#   one op from running away early ($\lambda_t$ grows linearly to `beta_decay`).
+# - **P-DARTS' cap** (`max_skip`): when the genome is derived, at most that many
+#   `skip_connect` edges per cell; the weakest others take their edge's next
+#   best op.
+#
+# `warmup_epochs` trains only the weights first, so that the parametric ops
+# have learnt something before the $\alpha$s compare them.
 
 # %%
 if result.warnings:

@@ -217,12 +217,14 @@ def test_two_processes_give_the_same_result_as_one(synth):
 
 
 @pytest.mark.parametrize("kind", FEATURE_KINDS)
-def test_silent_file_gives_finite_features(tmp_path, kind):
+def test_silence_gives_finite_features_and_a_silent_file_is_skipped(tmp_path, kind):
     config = FeatureConfig(kind=kind, duration=0.5, n_mfcc=16, n_mels=32, n_fft=512, hop_length=125)
+    fmap = F.feature_map(np.zeros(config.n_samples, np.float32), config)  # padding is silence: finite
+    assert fmap.shape == config.shape and np.isfinite(fmap).all()
     path = write(tmp_path / "silence.wav", np.zeros(8000, np.float32))
-    maps, manifest = extract(manifest_of([path]), config, n_jobs=1, progress=False)
-    assert maps.shape == (1, 1, *config.shape)
-    assert np.isfinite(maps).all()
+    with pytest.warns(UserWarning, match="silent"):
+        maps, manifest = extract(manifest_of([path]), config, n_jobs=1, progress=False)
+    assert maps.shape == (0, 1, *config.shape) and manifest.attrs["skipped"][0]["path"] == path
 
 
 def test_corrupt_file_is_skipped_with_a_warning(synth, tmp_path):

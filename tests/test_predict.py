@@ -126,10 +126,13 @@ def test_parser_has_the_subcommands():
 
 def test_cli_predict(tiny_run, audio_files, capsys):
     (noise, tone), bad = audio_files
-    assert main(["predict", str(tiny_run), str(noise), str(tone), str(bad)]) == 0
+    assert main(["predict", str(tiny_run), str(noise), str(tone)]) == 0
+    assert main(["predict", str(tiny_run), str(noise), str(tone), str(bad)]) == 1  # one file failed: not 0
     out = capsys.readouterr().out
-    assert str(bad) in out and "p_anger" in out and out.count("\n") == 4  # header + 3 rows
+    assert str(bad) in out and "p_anger" in out and out.count("\n") == 3 + 4  # two tables: header + rows
     assert main(["predict", str(tiny_run), str(bad)]) == 1
+    assert main(["predict", str(tiny_run), str(noise), "missing.wav"]) == 1
+    assert "missing.wav: no such file" in capsys.readouterr().out
 
 
 def test_cli_summary_emodb(datasets_root, capsys):

@@ -107,9 +107,16 @@ def test_a_wheel_installed_in_a_fresh_venv_runs_a_grid(tmp_path, datasets_root):
     """Build the wheel, install it (not editable) in a fresh virtual
     environment and run a 1-fold grid with `emokit run`: the notebooks come
     from the installed package, not from this checkout."""
+    import shutil
+
+    source = tmp_path / "source"  # a copy: building leaves build/ and *.egg-info behind
+    for name in ("emokit", "notebooks"):
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
     wheels = tmp_path / "wheels"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(wheels), str(ROOT)], check=True)
+                    str(wheels), str(source)], check=True)
     (wheel,) = wheels.glob("emokit-*.whl")
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)

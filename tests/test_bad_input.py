@@ -1,0 +1,83 @@
+"""Bad input never gives a silent wrong result: a wav with a sample of 1e30
+(or NaN, or silence) is reported and skipped, never a NaN map, model or
+probability."""
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile
+
+from emokit.features import FeatureConfig, Normalizer, extract
+
+FEATURES = FeatureConfig(duration=0.5, n_mfcc=16, n_mels=16, hop_length=125, time_pool=2)
+
+
+def _wav(path, samples, rate=16000):
+    soundfile.write(path, np.asarray(samples, dtype=np.float32), rate, subtype="FLOAT")
+    return str(path)
+
+
+@pytest.fixture
+def bad_wavs(tmp_path):
+    rng = np.random.default_rng(0)
+    good = [_wav(tmp_path / f"good{i}.wav", 0.1 * rng.standard_normal(8000)) for i in range(2)]
+    huge = 0.1 * rng.standard_normal(8000)
+    huge[100] = 1e30
+    nan = 0.1 * rng.standard_normal(8000)
+    nan[5] = np.nan
+    bad = {"huge": _wav(tmp_path / "huge.wav", huge), "nan": _wav(tmp_path / "nan.wav", nan),
+           "silent": _wav(tmp_path / "silent.wav", np.zeros(8000))}
+    return good, bad
+
+
+def test_extract_reports_and_skips_non_finite_and_silent_files(bad_wavs):
+    good, bad = bad_wavs
+    manifest = pd.DataFrame({"path": good + list(bad.values())})
+    with pytest.warns(UserWarning, match="skipped 3 unreadable files"):
+        features, kept = extract(manifest, FEATURES, cache_dir=None, n_jobs=1, progress=False)
+    assert list(kept["path"]) == good and np.isfinite(features).all()
+    reasons = {r["path"]: r["reason"] for r in kept.attrs["skipped"]}
+    assert "feature map is not finite" in reasons[bad["huge"]] and "1e+30" in reasons[bad["huge"]]
+    assert "non-finite samples" in reasons[bad["nan"]]
+    assert "silent" in reasons[bad["silent"]]
+
+
+def test_normalisers_refuse_non_finite_maps_and_name_the_file(tiny_fold_factory):
+    from emokit.features import speaker_standardize
+
+    maps = np.random.default_rng(0).standard_normal((48, 1, 8, 8)).astype(np.float32)
+    maps[7, 0, 3, 3] = np.nan
+    paths = [f"utt{i:03d}.wav" for i in range(48)]
+    with pytest.raises(ValueError, match=r"1 feature maps are not finite: utt007.wav"):
+        tiny_fold_factory(maps, paths=paths)
+    with pytest.raises(ValueError, match="not finite"):
+        Normalizer.fit(maps)
+    with pytest.raises(ValueError, match="not finite"):
+        speaker_standardize(maps, ["a"] * 48)
+
+
+def test_a_nan_loss_stops_training_with_a_clear_error(tiny_fold_data, tmp_path):
+    from emokit.train import TrainConfig, train_model
+
+    huge_lr = TrainConfig(epochs=3, batch_size=8, lr=1e30, grad_clip=1e30, device="cpu", num_threads=1)
+    with pytest.raises(FloatingPointError, match="training loss of epoch"):
+        train_model("cnn", tiny_fold_data, tmp_path, huge_lr, model_kwargs={"input_shape": (32, 32)}, progress=False)
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def test_predict_never_returns_nan_probabilities(bad_wavs, tiny_fold_factory, tmp_path):
+    from emokit.prediction import predict
+    from emokit.train import TrainConfig, train_model
+
+    good, bad = bad_wavs
+    rng = np.random.default_rng(1)
+    paths = [_wav(tmp_path / f"t{i}.wav", 0.1 * rng.standard_normal(8000)) for i in range(48)]
+    features, _ = extract(pd.DataFrame({"path": paths}), FEATURES, cache_dir=None, n_jobs=1, progress=False)
+    data = tiny_fold_factory(features, paths=paths, feature_config=FEATURES)
+    train_model("cnn", data, tmp_path / "run", TrainConfig(epochs=1, batch_size=8, device="cpu", num_threads=1),
+                model_kwargs={"input_shape": FEATURES.shape}, progress=False)
+    table = predict(tmp_path / "run", [good[0], bad["huge"], good[1]])
+    probabilities = table[[c for c in table.columns if c.startswith("p_")]].to_numpy()
+    assert table["error"].isna().tolist() == [True, False, True]
+    assert table["label"].isna().tolist() == [False, True, False]
+    assert np.isfinite(probabilities[[0, 2]]).all() and np.isnan(probabilities[1]).all()
+    assert "not finite" in table.loc[1, "error"]
