@@ -40,16 +40,28 @@ def command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentPars
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emokit", description="DARTS for speech emotion recognition.")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, cmd in COMMANDS.items():
         cmd.add_arguments(sub.add_parser(name, help=cmd.help, description=cmd.help))
     return parser
 
 
+# Errors a user can act on: printed as one line (``--debug`` shows the traceback).
+USER_ERRORS = (KeyError, ValueError, FileNotFoundError, NotADirectoryError, PermissionError, ImportError)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` (default ``sys.argv[1:]``), run the subcommand, return its exit status."""
     args = build_parser().parse_args(argv)
-    return COMMANDS[args.command].run(args)
+    try:
+        return COMMANDS[args.command].run(args)
+    except USER_ERRORS as exc:
+        if args.debug:
+            raise
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"emokit {args.command}: error: {message} (--debug shows the traceback)", file=sys.stderr)
+        return 2
 
 
 # --------------------------------------------------------------------------

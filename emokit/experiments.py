@@ -193,9 +193,13 @@ def _execute(notebook: str, output: Path, parameters: dict, timeout: int | None 
     import papermill
 
     output.parent.mkdir(parents=True, exist_ok=True)
-    papermill.execute_notebook(str(notebook_path(notebook)), str(output), parameters=parameters,
-                               kernel_name="python3", cwd=str(output.parent), progress_bar=False,
-                               execution_timeout=timeout)
+    try:
+        papermill.execute_notebook(str(notebook_path(notebook)), str(output), parameters=parameters,
+                                   kernel_name="python3", cwd=str(output.parent), progress_bar=False,
+                                   execution_timeout=timeout)
+    except papermill.PapermillExecutionError as exc:
+        exc.notebook = notebook  # for describe_failure: which notebook the cell belongs to
+        raise
 
 
 def _common(grid: Grid, corpus: str) -> dict:
@@ -260,11 +264,23 @@ def run_one(grid: Grid, run: Run) -> str:
         write_json(info, folder / "run.json")
         raise
     except Exception as exc:  # one failed run must not stop the grid
-        info.update(status="failed", error=f"{type(exc).__name__}: {exc}"[-2000:],
-                    traceback=traceback.format_exc()[-4000:])
+        info.update(status="failed", error=describe_failure(exc), traceback=traceback.format_exc()[-4000:])
     info.update(seconds=time.perf_counter() - started, finished=time.strftime("%Y-%m-%d %H:%M:%S"))
     write_json(info, folder / "run.json")
     return info["status"]
+
+
+def describe_failure(exc: Exception) -> str:
+    """One line: which notebook and cell failed, and the exception's own message."""
+    import papermill
+
+    if isinstance(exc, papermill.PapermillExecutionError):
+        notebook = getattr(exc, "notebook", "a notebook")
+        message = f"{notebook}, cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
+    else:
+        message = f"{type(exc).__name__}: {exc}"
+    message = " ".join(message.split())
+    return message if len(message) <= 1000 else message[:997] + "..."
 
 
 def run_grid(grid: Grid, progress: bool = True) -> pd.DataFrame:

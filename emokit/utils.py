@@ -67,12 +67,22 @@ def reuse_freed_memory() -> bool:
     return bool(mmap_ok and trim_ok)
 
 
+@functools.cache
+def _umask() -> int:
+    mask = os.umask(0)  # the only way to read it is to set it
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash never leaves half a file."""
+    """Write ``data`` to ``path`` so that a crash never leaves half a file.
+    The file gets the permissions of a plain ``open`` (0666 less the umask),
+    not the 0600 of a temporary file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
