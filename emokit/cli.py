@@ -107,14 +107,13 @@ def _summary_arguments(parser: argparse.ArgumentParser) -> None:
 def run_summary(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from emokit.data import PAPER_CLASSES, load_corpus, summarize
+    from emokit.data import PAPER_CLASSES, corpus_root, load_corpus, summarize
     from emokit.splits import fold_table, make_folds
 
     status = 0
     for name in args.corpora:
-        root = Path(args.data) / name if args.data else None
         try:
-            manifest = load_corpus(name, root=root, classes=PAPER_CLASSES)
+            manifest = load_corpus(name, root=corpus_root(name, args.data), classes=PAPER_CLASSES)
         except (FileNotFoundError, KeyError, ValueError) as exc:
             print(f"{name}: {exc}", file=sys.stderr)
             status = 1
@@ -124,6 +123,12 @@ def run_summary(args: argparse.Namespace) -> int:
             print(f"== {name}: {len(manifest)} files, {manifest['speaker'].nunique()} speakers "
                   f"(classes: {', '.join(PAPER_CLASSES)})")
             print(summarize(manifest).to_string())
+            left_out = manifest.attrs.get("left_out_by_class", {})
+            if left_out:
+                print("left out (not among the classes): " + ", ".join(f"{k} {v}" for k, v in left_out.items()))
+            skipped = manifest.attrs.get("skipped", [])
+            if skipped:
+                print(f"skipped {len(skipped)} unreadable files, e.g. {skipped[0]['reason']}")
             print(f"\n{len(folds)} folds:")
             print(fold_table(folds, manifest).to_string(index=False))
             print()

@@ -67,9 +67,12 @@ LAYOUTS = {
 }
 
 
-def corpus_root(name: str) -> Path:
-    """Default folder of corpus ``name``: ``$EMOKIT_DATA/<name>`` (``./data/<name>`` when unset)."""
-    return Path(os.environ.get("EMOKIT_DATA", "./data")) / name
+def corpus_root(name: str, data_root: str | Path | None = None) -> Path:
+    """Where corpus ``name`` lies: ``<data_root>/<name>``, with ``data_root``
+    defaulting to ``$EMOKIT_DATA`` (``./data`` when unset). The one rule used
+    by the notebooks, the grid runner and the CLI; for ``csv`` the folder
+    holds ``manifest.csv`` (:func:`load_csv` also takes a CSV file directly)."""
+    return Path(data_root if data_root is not None else os.environ.get("EMOKIT_DATA", "./data")) / name
 
 
 def load_corpus(
@@ -126,8 +129,11 @@ def load_corpus(
     missing = [c for c in MANIFEST_COLUMNS if c not in manifest.columns]
     if missing:
         raise ValueError(f"loader {name!r} returned no column(s) {missing}")
+    left_out: dict[str, int] = {}
     if classes is not None:
-        manifest = manifest[manifest["label"].isin(classes)]
+        outside = ~manifest["label"].isin(classes)
+        left_out = {str(k): int(v) for k, v in manifest.loc[outside, "label"].value_counts().sort_index().items()}
+        manifest = manifest[~outside]
     extra = [c for c in manifest.columns if c not in MANIFEST_COLUMNS]
     manifest = manifest[MANIFEST_COLUMNS + extra].sort_values("path", kind="mergesort").reset_index(drop=True)
     skipped: list[dict] = []
@@ -136,6 +142,7 @@ def load_corpus(
     # Records, not a DataFrame: pandas compares attrs in pd.concat, and
     # comparing DataFrames there raises "truth value is ambiguous".
     manifest.attrs["skipped"] = skipped
+    manifest.attrs["left_out_by_class"] = left_out  # label -> rows the class filter left out
     return manifest
 
 
@@ -468,7 +475,7 @@ def _normalize_gender(raw) -> str:
 
 
 @CORPORA.register("csv")
-def load_csv(root: Path) -> pd.DataFrame:
+def load_csv(root: Path, label_map: dict[str, str] | None = None) -> pd.DataFrame:
     """A corpus listed in a CSV: columns path, speaker, label [, session, gender, corpus].
 
     Parameters
@@ -479,8 +486,11 @@ def load_csv(root: Path) -> pd.DataFrame:
 
     Notes
     -----
-    Labels go through :func:`normalize_label` (``angry``/``ang`` -> anger,
-    ``joy``/``happy`` -> happiness ...); ``raw_label`` keeps them as given.
+    Labels go through ``label_map`` (the CSV's own names -> canonical labels)
+    and then :func:`normalize_label` (``angry``/``ang`` -> anger,
+    ``joy``/``happy`` -> happiness ...); ``raw_label`` keeps them as given. A
+    label that is still not a canonical emotion name (a typo such as
+    ``angr``) is an error naming it, its row count and the fix.
     ``corpus`` defaults to ``"csv"``; other columns are kept.
     """
     root = Path(root)
@@ -493,7 +503,13 @@ def load_csv(root: Path) -> pd.DataFrame:
         raise ValueError(f"{csv_path} lacks column(s) {missing}; it needs path, speaker, label (+ optional session, gender)")
     base = csv_path.parent
     table["raw_label"] = table["label"]
-    table["label"] = table["label"].map(normalize_label)
+    mapping = {str(k).strip().lower(): v for k, v in (label_map or {}).items()}
+    table["label"] = table["label"].map(lambda raw: normalize_label(mapping.get(str(raw).strip().lower(), raw)))
+    unknown = table.loc[~table["label"].isin(CANONICAL_LABELS), "raw_label"].value_counts()
+    if len(unknown):
+        found = ", ".join(f"{label!r} ({count} rows)" for label, count in unknown.items())
+        raise ValueError(f"{csv_path}: label(s) {found} are not emotion names emokit knows ({', '.join(CANONICAL_LABELS)}); "
+                         "fix them in the CSV or map them, e.g. load_corpus('csv', label_map={'angr': 'anger'})")
     table["path"] = [_abs(base / p) for p in table["path"]]  # an absolute p wins in the join
     table["speaker"] = table["speaker"].str.strip()
     table["gender"] = table["gender"].map(_normalize_gender) if "gender" in table else "unknown"

@@ -168,11 +168,10 @@ class Run:
 
 
 def n_folds(corpus: str, data_root: str | None) -> int:
-    from emokit.data import load_corpus
+    from emokit.data import corpus_root, load_corpus
     from emokit.splits import make_folds
 
-    root = Path(data_root) / corpus if data_root else None
-    return len(make_folds(load_corpus(corpus, root, check_audio=False)))
+    return len(make_folds(load_corpus(corpus, corpus_root(corpus, data_root), check_audio=False)))
 
 
 def plan(grid: Grid) -> list[Run]:
@@ -283,6 +282,20 @@ def describe_failure(exc: Exception) -> str:
     return message if len(message) <= 1000 else message[:997] + "..."
 
 
+def report_skipped(grid: Grid, corpus: str, say=print) -> list[dict]:
+    """Say how many audio files of ``corpus`` were left out and why (read
+    from notebook 01's feature cache); returns the skip records."""
+    from emokit.pipeline import corpus_features
+
+    _, manifest = corpus_features(corpus, grid.data_root, grid.features, Path(grid.results_dir) / "features",
+                                  progress=False)
+    skipped = manifest.attrs.get("skipped", [])
+    say(f"{corpus}: {len(manifest)} audio files used, {len(skipped)} skipped")
+    for record in skipped:
+        say(f"  skipped {record['reason']}")
+    return skipped
+
+
 def run_grid(grid: Grid, progress: bool = True) -> pd.DataFrame:
     """Run the whole grid (features first, then every run), skipping finished
     runs; returns :func:`emokit.results.collect` of the results folder."""
@@ -297,6 +310,7 @@ def run_grid(grid: Grid, progress: bool = True) -> pd.DataFrame:
         _execute("01_features.ipynb", results / "runs" / corpus / "01_features.ipynb",
                  {"corpus": corpus, "data_root": grid.data_root, "output_dir": str((results / "features").resolve()),
                   "features": grid.features}, grid.cell_timeout)
+        report_skipped(grid, corpus, print if progress else lambda *a: None)
     runs = plan(grid)
     bar = tqdm(runs, desc="runs", unit="run", disable=not progress)
     for run in bar:

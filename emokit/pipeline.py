@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from emokit.classical import ClassicalConfig, fit_classical, functionals
-from emokit.data import PAPER_CLASSES, load_corpus
+from emokit.data import PAPER_CLASSES, corpus_root, load_corpus
 from emokit.features import FeatureConfig, extract
 from emokit.fold_data import FoldData, fold_data
 from emokit.models import NetConfig
@@ -47,8 +47,8 @@ def corpus_features(
     Parameters
     ----------
     corpus : registry name (``emodb``, ``emovo``, ``iemocap``, ... or ``csv``)
-    data_root : folder holding the corpora (``$EMOKIT_DATA``); the corpus is
-        read from ``data_root / corpus`` (for ``csv``: ``data_root`` is the CSV).
+    data_root : folder holding the corpora (None: ``$EMOKIT_DATA``); the
+        corpus is read from ``data_root / corpus`` (:func:`emokit.data.corpus_root`).
     config : FeatureConfig or a dict of its fields (None: the paper's maps)
     cache_dir, n_jobs, progress : see :func:`emokit.features.extract`
 
@@ -57,10 +57,7 @@ def corpus_features(
     features : ndarray (n, 1, rows, columns), float32
     manifest : DataFrame of the n readable files
     """
-    root = None
-    if data_root is not None:
-        root = Path(data_root) if corpus == "csv" else Path(data_root) / corpus
-    manifest = load_corpus(corpus, root=root, classes=classes, **corpus_options)
+    manifest = load_corpus(corpus, root=corpus_root(corpus, data_root), classes=classes, **corpus_options)
     return extract(manifest, as_config(FeatureConfig, config), cache_dir=cache_dir, n_jobs=n_jobs, progress=progress)
 
 

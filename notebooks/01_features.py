@@ -68,7 +68,7 @@ from pathlib import Path
 
 from IPython.display import display
 
-from emokit.data import load_corpus, skipped_files, summarize
+from emokit.data import corpus_root, load_corpus, skipped_files, summarize
 from emokit.features import FeatureConfig, feature_map, load_audio
 from emokit.pipeline import corpus_features
 from emokit.viz import corpus as pictures
@@ -92,16 +92,16 @@ print(f"{config.n_samples} samples -> {config.n_frames} frames -> map of {config
 # warning and listed by `skipped_files`.
 
 # %%
-root = None if data_root is None else Path(data_root) / corpus
-manifest = load_corpus(corpus, root=root)
+manifest = load_corpus(corpus, root=corpus_root(corpus, data_root))
 display(summarize(manifest))
 display(manifest.head())
 print(f"skipped: {len(skipped_files(manifest))} files")
 
 # %% [markdown]
 # The classes are not balanced, so later we report the **unweighted accuracy**
-# (UA, the mean of the per-class recalls) next to the plain accuracy (WA). Each
-# speaker contributes a similar number of utterances of every class.
+# (UA, the mean of the per-class recalls) next to the plain accuracy (WA). The
+# second chart shows that speakers differ too, in how many utterances they
+# give and in their mix of classes: one reason results move from fold to fold.
 
 # %%
 display(pictures.class_counts_figure(manifest))

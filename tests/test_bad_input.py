@@ -121,3 +121,62 @@ def test_a_failed_notebook_cell_is_named_with_its_own_message():
     exc.notebook = "04_retrain.ipynb"
     assert describe_failure(exc) == "04_retrain.ipynb, cell 9: ZeroDivisionError: division by zero"
     assert describe_failure(ValueError("x" * 2000)).endswith("...")
+
+
+def _tone(path, frequency, seed):
+    t = np.arange(8000) / 16000
+    noise = 0.01 * np.random.default_rng(seed).standard_normal(len(t))
+    soundfile.write(path, (0.3 * np.sin(2 * np.pi * frequency * t) + noise).astype(np.float32), 16000)
+    return path
+
+
+def _csv_corpus(folder, labels=("anger", "happiness", "sadness", "neutral"), speakers=6):
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for s in range(speakers):
+        for take in range(3):
+            for k, label in enumerate(labels):
+                name = f"s{s}_{label}_{take}.wav"
+                _tone(folder / name, 200 * (k + 1) * (1 + 0.03 * s), seed=s * 10 + take)
+                rows.append({"path": name, "speaker": f"s{s}", "label": label, "gender": "fm"[s % 2]})
+    pd.DataFrame(rows).to_csv(folder / "manifest.csv", index=False)
+    return folder
+
+
+def test_csv_labels_outside_the_class_list_are_reported_and_typos_refused(tmp_path):
+    from emokit.data import load_corpus
+
+    root = _csv_corpus(tmp_path / "csv", labels=("anger", "happiness", "sadness", "neutral", "fear"), speakers=2)
+    manifest = load_corpus("csv", root)
+    assert manifest.attrs["left_out_by_class"] == {"fear": 6} and len(manifest) == 24
+    table = pd.read_csv(root / "manifest.csv")
+    table.loc[0, "label"] = "angr"
+    table.to_csv(root / "manifest.csv", index=False)
+    with pytest.raises(ValueError, match=r"'angr' \(1 rows\).*label_map=\{'angr': 'anger'\}"):
+        load_corpus("csv", root)
+    assert load_corpus("csv", root, label_map={"angr": "anger"})["label"].value_counts()["anger"] == 6
+
+
+@pytest.mark.slow
+def test_a_csv_corpus_laid_out_as_the_readme_says_runs_through_emokit_run(tmp_path, capsys):
+    """DATA/csv/manifest.csv is the corpus for the folds, the summary and every
+    notebook; a decoy DATA/manifest.csv is never read."""
+    from emokit.cli import main
+
+    data = tmp_path / "data"
+    _csv_corpus(data / "csv")
+    pd.DataFrame({"path": ["nowhere.wav"], "speaker": ["x"], "label": ["anger"]}).to_csv(data / "manifest.csv",
+                                                                                        index=False)
+    assert main(["summary", "--data", str(data), "--corpora", "csv"]) == 0
+    assert "== csv: 72 files, 6 speakers" in capsys.readouterr().out
+    config = tmp_path / "grid.yaml"
+    config.write_text("corpora: [csv]\nscopes: []\nbaselines: [classical]\nfolds: [0]\n"
+                      "features: {duration: 0.5, n_mfcc: 16, n_mels: 16}\n")
+    results = tmp_path / "results"
+    assert main(["run", "--config", str(config), "--data", str(data), "--results", str(results), "--no-compare"]) == 0
+    out = capsys.readouterr().out
+    assert "csv: 72 audio files used, 0 skipped" in out and "1 runs done, 0 not" in out
+    import json
+
+    metrics = json.loads((results / "runs" / "csv" / "classical" / "fold0-seed0" / "retrain" / "metrics.json").read_text())
+    assert metrics["n"] == 24 and metrics["ua"] > 0.5  # fold 0 tests 2 of the 6 speakers: 2 x 12 files

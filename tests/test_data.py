@@ -173,14 +173,17 @@ def test_csv(tmp_path, write_wav):
         "label": ["Angry", "joy", "sad", "NEU", "Weird", "hap"],
         "gender": ["M", "m", "female", "F", "", "x"],
     }).to_csv(tmp_path / "manifest.csv", index=False)
-    manifest = load_corpus("csv", tmp_path, classes=None)  # a folder with manifest.csv
-    assert list(manifest["label"]) == ["anger", "happiness", "sadness", "neutral", "weird", "happiness"]
+    with pytest.raises(ValueError, match=r"'Weird' \(1 rows\) are not emotion names"):
+        load_corpus("csv", tmp_path, classes=None)  # an unknown label is refused, not kept or dropped silently
+    manifest = load_corpus("csv", tmp_path, classes=None, label_map={"weird": "other"})  # a folder with manifest.csv
+    assert list(manifest["label"]) == ["anger", "happiness", "sadness", "neutral", "other", "happiness"]
     assert list(manifest["raw_label"])[:2] == ["Angry", "joy"]
     assert list(manifest["gender"]) == ["male", "male", "female", "female", "unknown", "unknown"]
     assert manifest["path"].iloc[0] == str(tmp_path / "audio" / "a.wav")
     assert manifest["path"].iloc[-1] == str(outside)
     assert set(manifest["session"]) == {""} and set(manifest["corpus"]) == {"csv"}
-    assert len(load_corpus("csv", tmp_path / "manifest.csv")) == 5  # the file itself; "weird" filtered out
+    four = load_corpus("csv", tmp_path / "manifest.csv", label_map={"weird": "other"})  # the file itself
+    assert len(four) == 5 and four.attrs["left_out_by_class"] == {"other": 1}
 
 
 def test_normalize_label():
