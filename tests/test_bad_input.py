@@ -180,3 +180,29 @@ def test_a_csv_corpus_laid_out_as_the_readme_says_runs_through_emokit_run(tmp_pa
 
     metrics = json.loads((results / "runs" / "csv" / "classical" / "fold0-seed0" / "retrain" / "metrics.json").read_text())
     assert metrics["n"] == 24 and metrics["ua"] > 0.5  # fold 0 tests 2 of the 6 speakers: 2 x 12 files
+
+
+def test_hand_edited_genomes_get_messages_naming_cell_and_node(tmp_path):
+    import json
+
+    from emokit.models import GenomeNet
+    from emokit.search.genotype import Genome
+
+    good = {"normal": [[["sep_conv_3x3", 0], ["skip_connect", 1]]], "reduce": [[["max_pool_3x3", 0]]],
+            "seq": [[["lstm_1", 0]]]}
+    cases = {
+        "no index": ({**good, "normal": [[["sep_conv_3x3"], ["skip_connect", 1]]]}, r"normal node 0: edge \['sep_conv_3x3'\]"),
+        "string index": ({**good, "seq": [[["lstm_1", "0"]]]}, r"seq node 0: edge \['lstm_1', '0'\].*integer"),
+        "empty node": ({**good, "reduce": [[]]}, "reduce node 0 has no edges"),
+    }
+    for name, (genome, message) in cases.items():
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(genome))
+        with pytest.raises(ValueError, match=message):
+            Genome.load(path)
+    (tmp_path / "broken.json").write_text('{"normal": [')
+    with pytest.raises(ValueError, match="broken.json is not valid JSON"):
+        Genome.load(tmp_path / "broken.json")
+    empty = Genome.from_dict({**good, "normal": []})
+    with pytest.raises(ValueError, match="normal cell has no nodes"):
+        GenomeNet(empty, cnn_cells=3, seq_cells=1)

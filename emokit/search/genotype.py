@@ -158,8 +158,21 @@ def genome_agreement(genomes: Sequence["Genome"]) -> dict[str, float]:
     return {key: float(np.mean(values)) if values else float("nan") for key, values in shares.items()}
 
 
-def _as_genes(value: Iterable) -> CellGenes:
-    return tuple(tuple((str(op), int(src)) for op, src in node) for node in value)
+def _as_genes(value: Iterable, cell: str = "cell") -> CellGenes:
+    """Genes from nested lists, with an error naming the cell and node of a malformed edge."""
+    genes = []
+    for j, node in enumerate(value):
+        edges = []
+        for edge in node:
+            if (not isinstance(edge, (list, tuple)) or len(edge) != 2 or not isinstance(edge[0], str)
+                    or isinstance(edge[1], bool) or not isinstance(edge[1], (int, np.integer))):
+                raise ValueError(f"{cell} node {j}: edge {edge!r} is not an [op name, input index] pair "
+                                 f"(e.g. [\"sep_conv_3x3\", 0]; the index an integer)")
+            edges.append((edge[0], int(edge[1])))
+        if not edges:
+            raise ValueError(f"{cell} node {j} has no edges; every node needs at least one [op name, input index]")
+        genes.append(tuple(edges))
+    return tuple(genes)
 
 
 @dataclass(frozen=True)
@@ -175,7 +188,7 @@ class Genome:
 
     def __post_init__(self) -> None:
         for cell in CELL_TYPES:
-            genes = _as_genes(getattr(self, cell))
+            genes = _as_genes(getattr(self, cell), cell)
             for j, node in enumerate(genes):
                 for op, src in node:
                     if not 0 <= src < 2 + j:
@@ -202,7 +215,7 @@ class Genome:
         missing = [c for c in CELL_TYPES if c not in data]
         if missing:
             raise ValueError(f"genome is missing cells {missing}; expected keys {list(CELL_TYPES)}")
-        return cls(**{c: _as_genes(data[c]) for c in CELL_TYPES})
+        return cls(**{c: _as_genes(data[c], c) for c in CELL_TYPES})
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1)
@@ -223,7 +236,12 @@ class Genome:
             path = path / "genome.json"
         if not path.exists():
             raise FileNotFoundError(f"no genome at {path}; run a search first (notebook 02) or pass a genome.json")
-        return cls.from_json(path.read_text())
+        try:
+            return cls.from_json(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path} is not valid JSON ({exc}); fix it or run the search again") from None
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
 
     def __str__(self) -> str:
         lines = []
