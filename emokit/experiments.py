@@ -264,6 +264,10 @@ def run_one(grid: Grid, run: Run) -> str:
                  dict(common, run_dir=str(folder / "retrain"), **model, net=grid.net,
                       train={**grid.train, "seed": run.seed, "device": grid.device}), grid.cell_timeout)
         info.update(status="done", error=None)
+        from emokit.viz.cells import dot_available
+
+        if run.kind == "darts" and not dot_available():
+            info["warnings"] = ["Graphviz 'dot' is missing: the cell graphs were not drawn (the run is complete)"]
     except KeyboardInterrupt:
         info.update(status="interrupted")
         write_json(info, folder / "run.json")

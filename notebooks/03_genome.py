@@ -41,8 +41,11 @@ from pathlib import Path
 from IPython.display import Image, display
 
 from emokit.search.genotype import Genome, collapse_report
-from emokit.viz import (cell_graph, genome_figure, load_alpha_history, op_frequency,
-                        plot_op_frequency, save_search_figures)
+from emokit.viz import (DOT_INSTALL_HINT, cell_graph, dot_available, genome_figure, load_alpha_history,
+                        op_frequency, plot_op_frequency, save_search_figures)
+
+if not dot_available():  # only the cell graphs need it; everything else is drawn
+    print(f"No cell graphs: {DOT_INSTALL_HINT}")
 
 # %% [markdown]
 # ## The genome of the first run, as text and as cell graphs
@@ -55,10 +58,12 @@ for message in collapse_report(genome):
     print("collapse:", message)
 history, ops = load_alpha_history(first)
 final = {cell: h[-1] for cell, h in history.items()}
-genome_figure(genome, final, ops)
+if dot_available():
+    display(genome_figure(genome, final, ops))
 
 # %%
-cell_graph(genome, "seq", final.get("seq"), ops.get("seq")) if genome.seq else cell_graph(genome, "normal")
+if dot_available():
+    display(cell_graph(genome, "seq", final.get("seq"), ops.get("seq")) if genome.seq else cell_graph(genome, "normal"))
 
 # %% [markdown]
 # ## Every picture of every run, saved next to the run (`figures/`)

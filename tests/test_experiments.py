@@ -138,3 +138,19 @@ def test_changed_settings_rerun_and_keep_the_old_folder_aside(datasets_root, tmp
     assert [c for c in calls if c[0] == "04_retrain.ipynb"][-1] == ("04_retrain.ipynb", 3)
     assert len(results) == 1 and results["status"].tolist() == ["done"]
     assert len(list((tmp_path / "runs" / "emodb" / "cnn").glob("fold0-seed0.stale-*"))) == 1
+
+
+def test_a_missing_dot_costs_only_the_pictures(datasets_root, tmp_path, monkeypatch):
+    import emokit.experiments as experiments
+    import emokit.viz.cells
+
+    monkeypatch.setattr(experiments, "_execute", lambda notebook, output, parameters, timeout=None:
+                        output.parent.mkdir(parents=True, exist_ok=True))
+    monkeypatch.setattr(emokit.viz.cells, "dot_available", lambda: False)
+    grid = make_grid("quick", data_root=str(datasets_root), results_dir=str(tmp_path), folds=[0], baselines=[])
+    results = run_grid(grid, progress=False)
+    assert results["status"].tolist() == ["done"]
+    import json
+
+    info = json.loads((tmp_path / "runs" / "emodb" / "emodarts" / "fold0-seed0" / "run.json").read_text())
+    assert "cell graphs were not drawn" in info["warnings"][0]

@@ -80,3 +80,21 @@ def test_retrain_notebook_trains_the_genome_and_scores_the_test_speakers(search_
     assert sum(map(sum, metrics["confusion"])) == metrics["n"] > 0
     assert Genome.from_dict(config["genome"]) == Genome.load(run_dir)
     assert config["fold"]["test_speakers"] == ["03", "08"]
+
+
+def test_genome_notebook_without_dot_draws_everything_but_the_cell_graphs(search_run, monkeypatch, tmp_path):
+    import os
+    import shutil
+
+    base, run_dir = search_run
+    copy = tmp_path / "search"
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("figures", "frames"))
+    bin_dir = tmp_path / "bin"  # PATH with python but without dot
+    bin_dir.mkdir()
+    monkeypatch.setenv("PATH", str(bin_dir))
+    assert shutil.which("dot") is None
+    executed = run_notebook("03_genome.ipynb", tmp_path, run_dirs=[str(copy)])
+    assert "No cell graphs" in executed.read_text()
+    assert images(executed) == 5  # heatmaps, 3 evolutions, op frequency; no graphs
+    assert (copy / "figures" / "alpha_heatmaps.png").exists() and not list((copy / "figures").glob("*.svg"))
+    assert os.environ["PATH"] == str(bin_dir)

@@ -11,10 +11,10 @@ made in a loop); cell graphs are :class:`graphviz.Digraph` objects.
 """
 from emokit.viz.alphas import (alpha_evolution, alpha_heatmap, alpha_heatmaps, load_alpha_history, op_frequency,
                                plot_op_frequency, save_search_figures)
-from emokit.viz.cells import DOT_INSTALL_HINT, cell_graph, genome_figure, require_dot, save_graph
+from emokit.viz.cells import DOT_INSTALL_HINT, cell_graph, dot_available, genome_figure, require_dot, save_graph
 from emokit.viz.style import FAMILY_COLORS
 from emokit.viz.training import confusion_matrix_figure, training_curves
 
-__all__ = ["FAMILY_COLORS", "DOT_INSTALL_HINT", "require_dot", "cell_graph", "genome_figure", "save_graph",
+__all__ = ["FAMILY_COLORS", "DOT_INSTALL_HINT", "dot_available", "require_dot", "cell_graph", "genome_figure", "save_graph",
            "load_alpha_history", "alpha_heatmap", "alpha_heatmaps", "alpha_evolution", "op_frequency",
            "plot_op_frequency", "save_search_figures", "training_curves", "confusion_matrix_figure"]

@@ -332,12 +332,20 @@ def save_search_figures(run_folder: str | Path, formats: Sequence[str] = ("svg",
     final alpha weights on the edges), final alpha heatmaps and the evolution
     of each cell type's alphas.
 
+    Without Graphviz' ``dot`` the cell graphs are skipped with a warning
+    (how to install it); the matplotlib pictures are saved all the same.
+
     Returns
     -------
     dict picture name -> path of the saved file (first format for graphs).
     """
+    import warnings
+
+    from emokit.viz.cells import DOT_INSTALL_HINT, dot_available
+
     run_folder = Path(run_folder)
     out = run_folder / "figures"
+    out.mkdir(parents=True, exist_ok=True)
     genome = Genome.load(run_folder)
     history, ops = load_alpha_history(run_folder)
     final = {cell: h[-1] for cell, h in history.items()}
@@ -345,6 +353,9 @@ def save_search_figures(run_folder: str | Path, formats: Sequence[str] = ("svg",
     graphs = {f"cell_{cell}": cell_graph(genome, cell, final.get(cell), ops.get(cell) if cell in final else None)
               for cell in CELL_TYPES if genome.cell(cell)}
     graphs["genome"] = genome_figure(genome, final, ops)
+    if not dot_available():
+        warnings.warn(f"cell graphs of {run_folder} not drawn: {DOT_INSTALL_HINT}", stacklevel=2)
+        graphs = {}
     for name, graph in graphs.items():
         paths = [save_graph(graph, out / f"{name}.{fmt}") for fmt in formats]
         saved[name] = paths[0]

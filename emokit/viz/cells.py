@@ -31,6 +31,11 @@ _OUTPUT_FILL = "palegoldenrod"
 _OUTPUT_EDGE = "gray"
 
 
+def dot_available() -> bool:
+    """Is Graphviz' ``dot`` program on ``PATH``? (Without it only cell graphs are lost.)"""
+    return shutil.which("dot") is not None
+
+
 def require_dot() -> str:
     """Check that Graphviz' ``dot`` program is installed.
 
