@@ -33,7 +33,7 @@ from emokit.models import NetConfig
 from emokit.search.loop import SearchConfig
 from emokit.search.supernet import SearchSpace
 from emokit.train import TrainConfig
-from emokit.utils import read_json, write_json
+from emokit.utils import environment, read_json, write_json
 
 PRESETS: dict[str, dict] = {
     # The paper's settings (section IV): 300 + 300 epochs, batch 64, 4 + 2 cells,
@@ -246,7 +246,8 @@ def run_one(grid: Grid, run: Run) -> str:
         folder.rename(stale)
         print(f"{folder} was run with other settings; moved to {stale.name}")
     info = {"corpus": run.corpus, "kind": run.kind, "name": run.name, "fold": run.fold, "seed": run.seed,
-            "status": "running", "settings": settings, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+            "status": "running", "settings": settings, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "environment": environment()}
     write_json(info, folder / "run.json")
     common = dict(_common(grid, run.corpus), fold=run.fold, live=False)
     started = time.perf_counter()

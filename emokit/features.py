@@ -242,9 +242,13 @@ def extract(
         stem = Path(cache_dir) / f"{corpus}-{config.kind}-{cache_key(manifest, config)}"
         cache_files = stem.with_suffix(".npy"), stem.with_suffix(".csv"), stem.with_suffix(".skipped.json")
         if all(f.exists() for f in cache_files):
-            features, kept = _load_cache(*cache_files)
-            kept.attrs["skipped"] = _merge_skipped(earlier, kept.attrs["skipped"])
-            return features, kept
+            try:
+                features, kept = _load_cache(*cache_files, config)
+                kept.attrs["skipped"] = _merge_skipped(earlier, kept.attrs["skipped"])
+                return features, kept
+            except Exception as exc:  # a truncated or damaged file: extract again, never fail or load garbage
+                warnings.warn(f"feature cache {cache_files[0].with_suffix('')}.* is damaged ({exc}); "
+                              "extracting the maps again", stacklevel=2)
 
     paths = list(manifest["path"].astype(str))
     chunks = [paths[i : i + chunk_size] for i in range(0, len(paths), chunk_size)]
@@ -291,19 +295,26 @@ def _merge_skipped(earlier: list[dict], new: list[dict]) -> list[dict]:
 def _save_cache(features, manifest, skipped, npy: Path, csv: Path, skipped_json: Path) -> None:
     from emokit.utils import atomic_write_bytes
 
-    npy.parent.mkdir(parents=True, exist_ok=True)
-    tmp = npy.with_suffix(".tmp.npy")
-    np.save(tmp, features)
-    os.replace(tmp, npy)
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, features)
+    atomic_write_bytes(npy, buffer.getvalue())  # a failed write leaves no partial or temporary file
     atomic_write_bytes(csv, manifest.to_csv(index=False).encode())
     # Written last: its presence marks a complete cache entry.
     atomic_write_bytes(skipped_json, skipped.to_json(orient="records").encode())
 
 
-def _load_cache(npy: Path, csv: Path, skipped_json: Path) -> tuple[np.ndarray, pd.DataFrame]:
+def _load_cache(npy: Path, csv: Path, skipped_json: Path, config: FeatureConfig) -> tuple[np.ndarray, pd.DataFrame]:
+    """The cached maps and manifest, checked against each other and the config."""
     features = np.load(npy)
     manifest = pd.read_csv(csv, dtype={"speaker": str, "session": str}, keep_default_na=False)
     manifest.attrs["skipped"] = json.loads(skipped_json.read_text())
+    if features.shape[1:] != (1, *config.shape) or len(features) != len(manifest):
+        raise ValueError(f"{npy.name} holds maps of shape {features.shape} for {len(manifest)} rows of {csv.name}, "
+                         f"expected ({len(manifest)}, 1, {config.shape[0]}, {config.shape[1]})")
+    if not np.isfinite(features).all():
+        raise ValueError(f"{npy.name} holds non-finite values")
     return features, manifest
 
 

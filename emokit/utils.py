@@ -74,6 +74,25 @@ def _umask() -> int:
     return mask
 
 
+def environment() -> dict:
+    """What a run's floating-point results depend on beyond its settings:
+    thread counts (they change the order of sums, so float32 results differ
+    in the last bits between thread counts, and training amplifies that),
+    library versions and the machine. Recorded in every ``run.json``."""
+    import platform
+    import sys
+
+    import librosa
+    import sklearn
+
+    return {"torch_threads": torch.get_num_threads(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+            "MKL_NUM_THREADS": os.environ.get("MKL_NUM_THREADS"), "cpu_count": os.cpu_count(),
+            "python": sys.version.split()[0], "torch": torch.__version__, "numpy": np.__version__,
+            "librosa": librosa.__version__, "scikit-learn": sklearn.__version__,
+            "machine": platform.machine(), "platform": platform.platform(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that a crash never leaves half a file.
     The file gets the permissions of a plain ``open`` (0666 less the umask),

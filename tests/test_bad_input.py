@@ -206,3 +206,25 @@ def test_hand_edited_genomes_get_messages_naming_cell_and_node(tmp_path):
     empty = Genome.from_dict({**good, "normal": []})
     with pytest.raises(ValueError, match="normal cell has no nodes"):
         GenomeNet(empty, cnn_cells=3, seq_cells=1)
+
+
+@pytest.mark.parametrize("damage", ["truncate_npy", "truncate_csv", "drop_csv_rows"])
+def test_a_damaged_feature_cache_is_extracted_again_with_a_warning(tmp_path, damage):
+    rng = np.random.default_rng(0)
+    paths = [_wav(tmp_path / f"a{i}.wav", 0.1 * rng.standard_normal(8000)) for i in range(4)]
+    manifest = pd.DataFrame({"path": paths, "corpus": "toy"})
+    first, _ = extract(manifest, FEATURES, cache_dir=tmp_path / "cache", n_jobs=1, progress=False)
+    (npy,) = (tmp_path / "cache").glob("*.npy")
+    csv = npy.with_suffix(".csv")
+    if damage == "truncate_npy":
+        npy.write_bytes(npy.read_bytes()[:200])
+    elif damage == "truncate_csv":
+        csv.write_bytes(csv.read_bytes()[:10])
+    else:
+        csv.write_text("\n".join(csv.read_text().splitlines()[:3]) + "\n")
+    with pytest.warns(UserWarning, match=r"feature cache .*toy-mfcc-.* is damaged"):
+        again, kept = extract(manifest, FEATURES, cache_dir=tmp_path / "cache", n_jobs=1, progress=False)
+    np.testing.assert_array_equal(again, first)
+    assert len(kept) == 4
+    np.testing.assert_array_equal(np.load(npy), first)  # the cache is whole again
+    assert not [p for p in (tmp_path / "cache").iterdir() if "tmp" in p.name]

@@ -154,3 +154,7 @@ def test_a_missing_dot_costs_only_the_pictures(datasets_root, tmp_path, monkeypa
 
     info = json.loads((tmp_path / "runs" / "emodb" / "emodarts" / "fold0-seed0" / "run.json").read_text())
     assert "cell graphs were not drawn" in info["warnings"][0]
+    import torch
+
+    assert info["environment"]["torch_threads"] == torch.get_num_threads()  # what results depend on
+    assert info["environment"]["torch"] == torch.__version__
