@@ -145,7 +145,8 @@ def _grid_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML file with grid settings (corpora, scopes, folds, seeds, "
                                          "baselines, features, space, search, net, train)")
     parser.add_argument("--data", help="folder holding the corpora (default: $EMOKIT_DATA)")
-    parser.add_argument("--results", default="results", help="results folder (default: results)")
+    parser.add_argument("--results", default=None, help="results folder (default: $EMOKIT_RESULTS, else the "
+                                                        "checkout's results/, else ./results)")
     parser.add_argument("--corpora", nargs="+")
     parser.add_argument("--scopes", nargs="*", help="SeqNN search scopes: emodarts lstm lstm_att rnn rnn_att (none: empty)")
     parser.add_argument("--baselines", nargs="*", help="baselines: cnn cnn_lstm cnn_lstm_att and the controls random "
@@ -202,21 +203,23 @@ def run_grid_command(args: argparse.Namespace) -> int:
 
 
 def _compare_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("results", nargs="?", default="results", help="results folder (default: results)")
+    parser.add_argument("results", nargs="?", default=None, help="results folder (default: as for emokit run)")
 
 
 @command("compare", "execute notebook 05 on a results folder (tables, figures, HTML)", _compare_arguments)
 def run_compare(args: argparse.Namespace) -> int:
     from emokit.experiments import compare
 
-    notebook = compare(args.results)
+    from emokit.paths import results_root
+
+    notebook = compare(args.results or results_root())
     print(f"comparison: {notebook} and {notebook.with_suffix('.html')}")
     return 0
 
 
 def _demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="folder holding the corpora (default: $EMOKIT_DATA)")
-    parser.add_argument("--out", default="results", help="results folder (default: results)")
+    parser.add_argument("--out", default=None, help="results folder (default: as for emokit run)")
 
 
 @command("demo", "the whole pipeline on EmoDB with the quick preset: features, search on every fold, "

@@ -30,6 +30,7 @@ from emokit.classical import ClassicalConfig
 from emokit.config import UnknownSettingError
 from emokit.features import FeatureConfig
 from emokit.models import NetConfig
+from emokit.paths import results_root, run_folder
 from emokit.search.loop import SearchConfig
 from emokit.search.supernet import SearchSpace
 from emokit.train import TrainConfig
@@ -110,11 +111,13 @@ class Grid:
     train: dict = field(default_factory=dict)
     classical: dict = field(default_factory=dict)
     data_root: str | None = None
-    results_dir: str = "results"
+    results_dir: str | None = None  # None: emokit.paths.results_root()
     device: str = "auto"
     cell_timeout: int | None = None  # seconds a notebook cell may run (None: no limit; a search can take days)
 
     def __post_init__(self) -> None:
+        if self.results_dir is None:
+            self.results_dir = str(results_root())
         for key, cls in SETTINGS.items():  # a typo fails here, before anything runs
             try:
                 cls.from_dict(getattr(self, key))
@@ -183,14 +186,14 @@ def n_folds(corpus: str, data_root: str | None) -> int:
 def plan(grid: Grid) -> list[Run]:
     """Every run of the grid, DARTS runs first."""
     runs = []
-    base = Path(grid.results_dir) / "runs"
     for corpus in grid.corpora:
         folds = grid.folds if grid.folds is not None else list(range(n_folds(corpus, grid.data_root)))
         for kind, names in (("darts", grid.scopes), ("baseline", grid.baselines)):
             for name in names:
                 for fold in folds:
                     for seed in grid.seeds:
-                        runs.append(Run(corpus, kind, name, fold, seed, base / corpus / name / f"fold{fold}-seed{seed}"))
+                        runs.append(Run(corpus, kind, name, fold, seed, run_folder(grid.results_dir, corpus, name,
+                                                                                   fold, seed)))
     return runs
 
 

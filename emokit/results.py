@@ -24,11 +24,15 @@ def collect(results_dir: str | Path) -> pd.DataFrame:
     (JSON text), search_seconds, train_seconds, run_dir, error.
     """
     rows = []
-    for run_file in sorted(Path(results_dir).rglob("run.json")):
-        if ".stale-" in run_file.parent.name:  # superseded by a run with new settings
+    results_dir = Path(results_dir)
+    runs = {f.parent: json.loads(f.read_text()) for f in sorted(results_dir.rglob("run.json"))}
+    for metrics_file in sorted(results_dir.rglob("retrain/metrics.json")):  # notebooks 02-04 run by hand
+        folder = metrics_file.parent.parent
+        if folder not in runs:
+            runs[folder] = _run_from_retrain(metrics_file.parent)
+    for folder, run in sorted(runs.items()):
+        if ".stale-" in folder.name:  # superseded by a run with new settings
             continue
-        run = json.loads(run_file.read_text())
-        folder = run_file.parent
         row = {key: run.get(key) for key in ("corpus", "name", "kind", "fold", "seed", "status", "error")}
         row["run_dir"] = str(folder)
         metrics_file = folder / "retrain" / "metrics.json"
@@ -49,6 +53,23 @@ def collect(results_dir: str | Path) -> pd.DataFrame:
         if column not in frame:
             frame[column] = np.nan
     return frame
+
+
+def _run_from_retrain(retrain: Path) -> dict:
+    """What run.json would say of a retraining run by hand (notebook 04),
+    read from its config.json."""
+    config = json.loads((retrain / "config.json").read_text())
+    extra = config.get("extra") or {}
+    name = config.get("model_name")
+    kind = "darts" if name == "genome" else "baseline"
+    if name == "genome":
+        search_config = Path(str(extra.get("search_dir") or "")) / "config.json"
+        meta = json.loads(search_config.read_text()).get("meta", {}) if search_config.is_file() else {}
+        name = meta.get("scope", "emodarts")
+    seed = (config.get("train_config") or {}).get("seed", config.get("seed", extra.get("seed")))
+    fold = (config.get("fold") or {}).get("index", extra.get("fold"))
+    return {"corpus": extra.get("corpus"), "name": name, "kind": kind, "fold": fold, "seed": seed, "status": "done",
+            "error": None}
 
 
 def _mean_std(values: pd.Series, scale: float = 100.0) -> str:

@@ -58,7 +58,7 @@
 corpus = "emodb"
 data_root = None  # None: $EMOKIT_DATA
 features = {}  # FeatureConfig fields; {}: the paper's 128 x 128 MFCC maps
-output_dir = "results/features"  # cache folder
+output_dir = None  # cache folder; None: <results>/features (results: $EMOKIT_RESULTS, else the checkout's results/)
 n_jobs = -1
 seed = 0
 
@@ -70,11 +70,13 @@ from IPython.display import display
 
 from emokit.data import corpus_root, load_corpus, skipped_files, summarize
 from emokit.features import FeatureConfig, feature_map, load_audio
+from emokit.paths import results_root
 from emokit.pipeline import corpus_features
 from emokit.viz import corpus as pictures
 from emokit.splits import fold_table, make_folds
 
 config = FeatureConfig.from_dict(features)
+output_dir = output_dir or str(results_root() / "features")
 print(config)
 print(f"{config.n_samples} samples -> {config.n_frames} frames -> map of {config.shape[0]} x {config.shape[1]}")
 

@@ -68,13 +68,13 @@
 # settings dataclasses; a key they do not have is an error listing the known ones.
 corpus = "emodb"
 data_root = None            # folder holding the corpora; None: $EMOKIT_DATA
-feature_dir = "results/features"   # feature cache of notebook 01
+feature_dir = None          # feature cache of notebook 01; None: <results>/features
 features = {}               # FeatureConfig fields; {}: the paper's 128 x 128 MFCC maps
 normalization = "train"     # or "speaker": each speaker standardised with their own statistics
 fold = 0
 space = {}                  # SearchSpace fields; {}: the paper's supernet (scope emodarts, 4 + 2 cells)
 search = {"epochs": 20}     # SearchConfig fields (the paper: 300 epochs)
-run_dir = "results/runs/emodb/emodarts/fold0-seed0/search"
+run_dir = None              # None: <results>/runs/<corpus>/<scope>/fold<fold>-seed<seed>/search
 resume = True
 live = True                 # redraw the pictures in the notebook every epoch
 
@@ -82,6 +82,7 @@ live = True                 # redraw the pictures in the notebook every epoch
 # %matplotlib inline
 from IPython.display import Markdown, display
 
+from emokit.paths import results_root, run_folder
 from emokit.pipeline import prepare_fold, search_fold, search_space_for
 from emokit.search.budget import estimate_cost, format_cost
 from emokit.search.genotype import COLLAPSE_REMEDIES, UNDECIDED_REMEDIES
@@ -90,7 +91,10 @@ from emokit.viz import alpha_evolution, load_alpha_history
 from emokit.viz.live import LiveMonitor, alpha_slider
 
 config = SearchConfig.from_dict(search)
+feature_dir = feature_dir or str(results_root() / "features")
+run_dir = run_dir or str(run_folder(None, corpus, space.get("scope", "emodarts"), fold, config.seed) / "search")
 print(config)
+print(f"run folder: {run_dir}")
 
 # %% [markdown]
 # ## The fold's data

@@ -33,17 +33,19 @@
 
 # %% tags=["parameters"]
 # Parameters (papermill overrides these)
-run_dirs = ["results/runs/emodb/emodarts/fold0-seed0/search"]
+run_dirs = None  # search folders; None: the default of notebook 02 (EmoDB, emodarts, fold 0, seed 0)
 
 # %%
 # %matplotlib inline
 from pathlib import Path
 from IPython.display import Image, display
 
+from emokit.paths import run_folder
 from emokit.search.genotype import Genome, collapse_report
 from emokit.viz import (DOT_INSTALL_HINT, cell_graph, dot_available, genome_figure, load_alpha_history,
                         op_frequency, plot_op_frequency, save_search_figures)
 
+run_dirs = run_dirs or [str(run_folder(None, "emodb", "emodarts", 0, 0) / "search")]
 if not dot_available():  # only the cell graphs need it; everything else is drawn
     print(f"No cell graphs: {DOT_INSTALL_HINT}")
 

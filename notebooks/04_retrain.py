@@ -61,18 +61,18 @@
 # Parameters (papermill overrides these)
 corpus = "emodb"
 data_root = None
-feature_dir = "results/features"
+feature_dir = None          # None: <results>/features
 features = {}               # FeatureConfig fields, as in notebooks 01 and 02
 normalization = "train"     # "train" (paper) or "speaker" (as in the search of a genome)
 fold = 0
 model = "genome"            # genome; a baseline: cnn, cnn_lstm, cnn_lstm_att; a control: random, classical
-search_dir = "results/runs/emodb/emodarts/fold0-seed0/search"
+search_dir = None           # None: notebook 02's default folder for this corpus, scope, fold and seed
 genome_json = None          # or a genome.json instead of a search folder
 net = {}                    # NetConfig fields; {}: the paper's retrained network (4 + 2 cells, C = 16, d = 64)
 train = {"epochs": 30}      # TrainConfig fields (the paper: 300 epochs)
 space = {}                  # model "random": SearchSpace fields of the space its genome is drawn from
 classical = {}              # model "classical": ClassicalConfig fields (functionals, classifier ...)
-run_dir = "results/runs/emodb/emodarts/fold0-seed0/retrain"
+run_dir = None              # None: <results>/runs/<corpus>/<scope or model>/fold<fold>-seed<seed>/retrain
 resume = True
 live = True
 
@@ -83,12 +83,19 @@ from pathlib import Path
 from IPython.display import Image, display
 
 from emokit.models import NetConfig
+from emokit.paths import results_root, run_folder
 from emokit.pipeline import prepare_fold, retrain_fold
 from emokit.train import TrainConfig
 from emokit.viz.live import LiveMonitor
 
 config, sizes = TrainConfig.from_dict(train), NetConfig.from_dict(net)
+scope = space.get("scope", "emodarts")
+feature_dir = feature_dir or str(results_root() / "features")
+if model == "genome" and genome_json is None:
+    search_dir = search_dir or str(run_folder(None, corpus, scope, fold, config.seed) / "search")
+run_dir = run_dir or str(run_folder(None, corpus, scope if model == "genome" else model, fold, config.seed) / "retrain")
 print(config)
+print(f"run folder: {run_dir}")
 
 # %%
 data = prepare_fold(corpus, fold, data_root, features, feature_dir, normalization=normalization)

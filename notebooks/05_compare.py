@@ -32,7 +32,7 @@
 
 # %% tags=["parameters"]
 # Parameters (papermill overrides these)
-results_dir = "results"
+results_dir = None  # None: $EMOKIT_RESULTS, else the checkout's results/
 baselines = ["cnn", "cnn_lstm", "cnn_lstm_att"]
 controls = ["random", "classical"]
 scopes = ["emodarts", "lstm", "lstm_att", "rnn", "rnn_att"]
@@ -42,12 +42,14 @@ scopes = ["emodarts", "lstm", "lstm_att", "rnn", "rnn_att"]
 from pathlib import Path
 from IPython.display import Markdown, display
 
+from emokit.paths import results_root
 from emokit.results import collect, export_table, per_fold_table, summary_table
 from emokit.search.genotype import Genome
 from emokit.stats import agreement_across_seeds, paired_comparisons, search_helped
 from emokit.viz import plot_op_frequency
 from emokit.viz.results import confusion_grid, ua_per_fold_figure, ua_std_scatter
 
+results_dir = results_dir or str(results_root())
 results = collect(results_dir)
 display(results[["corpus", "name", "fold", "seed", "status", "ua", "wa", "parameters"]])
 failed = results[results["status"] != "done"]

@@ -98,3 +98,55 @@ def test_genome_notebook_without_dot_draws_everything_but_the_cell_graphs(search
     assert images(executed) == 5  # heatmaps, 3 evolutions, op frequency; no graphs
     assert (copy / "figures" / "alpha_heatmaps.png").exists() and not list((copy / "figures").glob("*.svg"))
     assert os.environ["PATH"] == str(bin_dir)
+
+
+def test_notebooks_01_to_05_by_hand_leave_what_05_needs(tmp_path, monkeypatch, datasets_root):
+    """No runner, no run.json: each notebook with its default folders (under
+    $EMOKIT_RESULTS), and notebook 05 finds the runs."""
+    import json
+
+    results = tmp_path / "results"
+    monkeypatch.setenv("EMOKIT_RESULTS", str(results))
+    common = dict(corpus="emodb", data_root=str(datasets_root), features=TINY_FEATURES)
+    run_notebook("01_features.ipynb", tmp_path, **common, n_jobs=1)
+    run_notebook("02_search.ipynb", tmp_path, **common, fold=0, space=TINY_SPACE,
+                 search={"epochs": 1, "batch_size": 32}, live=False)
+    search_dir = results / "runs" / "emodb" / "emodarts" / "fold0-seed0" / "search"
+    assert (search_dir / "genome.json").exists()
+    run_notebook("03_genome.ipynb", tmp_path)  # its default: the search above
+    for model in ("genome", "classical"):
+        run_notebook("04_retrain.ipynb", tmp_path, **common, fold=0, model=model, net=TINY_NET,
+                     train={"epochs": 1, "batch_size": 32}, live=False)
+    executed = run_notebook("05_compare.ipynb", tmp_path)
+    table = (results / "tables" / "table4_emodarts_vs_baselines.csv").read_text()
+    assert "emodarts" in table and "classical" in table
+    assert images(executed) == 4  # UA per fold, Figure 7, confusions and the op frequency of the search
+    config = json.loads((results / "runs" / "emodb" / "emodarts" / "fold0-seed0" / "retrain" / "config.json").read_text())
+    assert config["extra"]["search_dir"] == str(search_dir)
+
+
+def test_a_genome_json_is_recorded_as_the_source(search_run, datasets_root, tmp_path):
+    import json
+    import shutil
+
+    base, run_dir = search_run
+    genome_json = shutil.copy(run_dir / "genome.json", tmp_path / "mine.json")
+    retrain_dir = tmp_path / "retrain"
+    run_notebook("04_retrain.ipynb", base, corpus="emodb", data_root=str(datasets_root),
+                 feature_dir=str(base / "features"), features=TINY_FEATURES, fold=0, model="genome",
+                 genome_json=str(genome_json), train={"epochs": 1, "batch_size": 32}, net=TINY_NET,
+                 run_dir=str(retrain_dir), live=False)
+    extra = json.loads((retrain_dir / "config.json").read_text())["extra"]
+    assert extra["genome_json"] == str(genome_json) and "search_dir" not in extra
+
+
+def test_results_root_rule(tmp_path, monkeypatch):
+    from emokit.paths import results_root
+
+    monkeypatch.delenv("EMOKIT_RESULTS", raising=False)
+    monkeypatch.chdir(ROOT / "notebooks")  # JupyterLab's working folder
+    assert results_root() == ROOT / "results"
+    monkeypatch.chdir(tmp_path)
+    assert results_root() == tmp_path / "results"
+    monkeypatch.setenv("EMOKIT_RESULTS", str(tmp_path / "elsewhere"))
+    assert results_root() == tmp_path / "elsewhere"
