@@ -40,7 +40,7 @@ def test_notebook_01_parameters_cell():
     (cell,) = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     namespace: dict = {}
     exec(cell.source, namespace)  # plain assignments only
-    expected = dict(corpus="emodb", data_root=None, features={}, output_dir="results/features", n_jobs=-1, seed=0)
+    expected = dict(corpus="emodb", data_root=None, features={}, output_dir=None, n_jobs=-1, seed=0)
     assert {k: namespace[k] for k in expected} == expected
     from emokit.features import FeatureConfig
 
