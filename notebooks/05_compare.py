@@ -51,7 +51,8 @@ from emokit.viz.results import confusion_grid, ua_per_fold_figure, ua_std_scatte
 
 results_dir = results_dir or str(results_root())
 results = collect(results_dir)
-display(results[["corpus", "name", "fold", "seed", "status", "ua", "wa", "parameters"]])
+shown = results.assign(**{"UA %": (100 * results["ua"]).round(2), "WA %": (100 * results["wa"]).round(2)})
+display(shown[["corpus", "name", "fold", "seed", "status", "UA %", "WA %", "parameters"]])
 failed = results[results["status"] != "done"]
 if len(failed):
     display(Markdown(f"**{len(failed)} runs not finished** (see their run.json):"))

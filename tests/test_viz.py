@@ -184,7 +184,8 @@ def test_genome_figure_has_three_prefixed_clusters():
         assert all(d.startswith(p) for s, d, _ in edges if s.startswith(p) and "style" not in _)
     _, _, attrs = next(e for e in edges if e[:2] == ("seq_c_{k-2}", "seq_0"))
     assert attrs["label"] == f"lstm_2\\n{snapshot['seq'][0, SEQ_OPS.index('lstm_2')]:.2f}"
-    assert sum(a.get("style") == "invis" for _, _, a in edges) == 2
+    assert "rank=same" in graph.source  # the three cells' inputs in one column: cells stacked vertically
+    assert 'size="10.5,40"' in graph.source  # scaled to a notebook's output width
     plain = viz.genome_figure(GENOME_A)
     assert "\\n" not in plain.source
 
@@ -417,3 +418,66 @@ def test_confusion_matrix_figure():
     assert "8" in {t.get_text() for t in counts.axes[0].texts}
     with pytest.raises(ValueError):
         viz.confusion_matrix_figure(matrix, ["ang", "hap"])
+
+
+def _drawn_texts(fig: Figure) -> list:
+    """(text, kind) of every text the figure draws: titles, labels, legends,
+    annotations and the tick labels inside each axis's view."""
+    import matplotlib.text
+
+    found = [(t, "text") for t in fig.texts]
+    for legend in fig.legends:
+        found += [(t, "legend") for t in legend.get_texts()] + [(legend.get_title(), "legend")]
+    for ax in fig.axes:
+        found += [(t, "text") for t in (ax.title, ax._left_title, ax._right_title, ax.xaxis.label, ax.yaxis.label)]
+        found += [(t, "text") for t in ax.texts if isinstance(t, matplotlib.text.Text)]
+        if ax.get_legend() is not None:
+            found += [(t, "legend") for t in ax.get_legend().get_texts()]
+        for axis, kind in ((ax.xaxis, "xtick"), (ax.yaxis, "ytick")):
+            low, high = sorted(axis.get_view_interval())
+            for tick in axis.get_major_ticks():
+                if low - 1e-9 <= tick.get_loc() <= high + 1e-9 and tick.label1.get_visible():
+                    found.append((tick.label1, f"{kind}{id(ax)}"))
+                if low - 1e-9 <= tick.get_loc() <= high + 1e-9 and tick.label2.get_visible():
+                    found.append((tick.label2, f"{kind}2{id(ax)}"))
+    unique = {id(t): (t, kind) for t, kind in found if t.get_visible() and t.get_text().strip()}
+    return list(unique.values())
+
+
+def text_overlaps(fig: Figure) -> list[str]:
+    """Texts of a rendered figure that overlap another text or leave the figure
+    (tick labels of one axis are not compared with each other)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    boxes = [(t.get_text(), kind, t.get_window_extent(renderer)) for t, kind in _drawn_texts(fig)]
+    frame = fig.bbox
+    problems = [f"{text!r} leaves the figure" for text, _, box in boxes
+                if box.x0 < frame.x0 - 1 or box.x1 > frame.x1 + 1 or box.y0 < frame.y0 - 1 or box.y1 > frame.y1 + 1]
+    for i, (a, kind_a, box_a) in enumerate(boxes):
+        for b, kind_b, box_b in boxes[i + 1:]:
+            if kind_a == kind_b and kind_a.startswith(("xtick", "ytick")):
+                continue
+            overlap = box_a.intersection(box_a, box_b)
+            if overlap is not None and overlap.width > 1 and overlap.height > 1:
+                problems.append(f"{a!r} overlaps {b!r}")
+    return problems
+
+
+def test_figure_7_and_the_live_heatmap_have_no_overlapping_or_cut_text():
+    from emokit.viz.live import LiveMonitor
+    from emokit.viz.results import ua_std_scatter
+
+    table = pd.DataFrame({"corpus": ["emodb"] * 6 + ["emovo"] * 6,
+                          "model": ["emodarts", "random", "classical", "cnn", "cnn_lstm", "cnn_lstm_att"] * 2,
+                          "ua_mean": [80, 79.5, 81, 38, 63, 71, 52, 51.5, 51, 32, 57, 46],
+                          "ua_std": [7, 7.2, 3.5, 18, 7.5, 2.4, 5, 5.1, 5, 8, 7.6, 10.5],
+                          "parameters": [57000, 60000, 324, 35000, 285000, 351000] * 2})
+    assert text_overlaps(ua_std_scatter(table)) == []
+    monitor = LiveMonitor(live=False)
+    monitor({"epoch": 3, "row": {"epoch": 3, "lr": 0.02, "seconds": 12.0, "weight_loss": 1.0, "alpha_acc": 0.5},
+             "snapshot": random_snapshot(), "ops": OPS})
+    assert monitor.alpha_fig.get_suptitle() == "softmax(alpha) after epoch 3"
+    assert text_overlaps(monitor.alpha_fig) == []
+    assert text_overlaps(monitor.curve_fig) == []

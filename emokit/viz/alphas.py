@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.colors import LogNorm
+from matplotlib.ticker import MaxNLocator
 from matplotlib.figure import Figure
 
 from emokit.search.genotype import CELL_TYPES, Genome, edge_labels as _edge_labels, edge_list, n_edges, op_family, state_name
@@ -145,13 +146,21 @@ def alpha_heatmap(
     if title:
         ax.set_title(title, fontsize=10)
     if colorbar:
-        ax.figure.colorbar(image, ax=ax, fraction=0.05, pad=0.02, label=RATIO_LABEL)
+        _ratio_colorbar(ax.figure.colorbar(image, ax=ax, fraction=0.05, pad=0.02), vmax)
     return ax
+
+
+def _ratio_colorbar(bar, vmax: float) -> None:
+    """Ticks at 1/4, 1/2, 1, 2, 4 ... times uniform, written plainly."""
+    ticks = [2.0 ** k for k in range(-8, 9) if 1 / vmax - 1e-9 <= 2.0 ** k <= vmax + 1e-9]
+    bar.set_ticks(ticks, labels=[f"{t:g}" if t >= 1 else f"1/{1 / t:g}" for t in ticks])
+    bar.ax.minorticks_off()
+    bar.set_label(RATIO_LABEL)
 
 
 # fixed layout of alpha_heatmaps, in inches (no layout engine: it is redrawn every epoch)
 _HM_CELL_W, _HM_CELL_H = 0.42, 0.27
-_HM_LABEL_W, _HM_GAP, _HM_BOTTOM, _HM_TOP, _HM_CBAR = 1.15, 0.3, 1.05, 0.4, 0.75
+_HM_LABEL_W, _HM_GAP, _HM_BOTTOM, _HM_TOP, _HM_CBAR = 1.15, 0.3, 1.05, 0.6, 1.0
 
 
 def alpha_heatmaps(
@@ -208,7 +217,7 @@ def alpha_heatmaps(
         image = ax.images[0]
         x += cell_w * n_cols + _HM_GAP
     cax = fig.add_axes(((x - _HM_GAP + 0.12) / width, _HM_BOTTOM / height, 0.12 / width, cell_h * rows / height))
-    fig.colorbar(image, cax=cax, label=RATIO_LABEL)
+    _ratio_colorbar(fig.colorbar(image, cax=cax), vmax)
     return fig
 
 
@@ -254,6 +263,7 @@ def alpha_evolution(history: Mapping[str, np.ndarray], ops: Mapping[str, Sequenc
     fig.legend(handles, labels, loc="outside right center", fontsize=8)
     fig.suptitle(f"{cell} cell: softmax alpha per edge over epochs")
     fig.supxlabel("epoch", fontsize=9)
+    grid[0, 0].xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # shared by every panel
     return fig
 
 

@@ -153,7 +153,8 @@ def cell_graph(genome: Genome, cell: str = "normal", weights=None, ops=None) -> 
 
 
 def genome_figure(genome: Genome, snapshot: Mapping | None = None, ops: Mapping | None = None) -> graphviz.Digraph:
-    """Draw the three cells of a genome side by side in one graph.
+    """Draw the three cells of a genome one above the other in one graph
+    (narrow enough for a notebook's output area).
 
     Parameters
     ----------
@@ -166,17 +167,20 @@ def genome_figure(genome: Genome, snapshot: Mapping | None = None, ops: Mapping 
     -------
     graphviz.Digraph
         One cluster per cell (``cluster_normal`` ...), node names prefixed with
-        the cell type (``normal_c_{k-2}``, ``normal_0`` ...), clusters kept in
-        order left to right by invisible edges.
+        the cell type (``normal_c_{k-2}``, ``normal_0`` ...), stacked from top
+        to bottom in that order (their inputs share one rank).
     """
     graph = _new_graph("genome", "")
-    graph.attr(nodesep="0.3", ranksep="0.4")
-    for cell in CELL_TYPES:
+    graph.attr(nodesep="0.3", ranksep="0.4", newrank="true")
+    for cell in reversed(CELL_TYPES):  # dot stacks the clusters of one rank bottom-up in this order
         with graph.subgraph(name=f"cluster_{cell}") as sub:
             sub.attr(label=f"{cell} cell", style="rounded", color="gray60", fontsize="16")
             _add_cell(sub, genome, cell, f"{cell}_", snapshot, ops)
-    for left, right in zip(CELL_TYPES, CELL_TYPES[1:]):
-        graph.edge(f"{left}_c_{{k}}", f"{right}_c_{{k-2}}", style="invis")
+    with graph.subgraph() as inputs:  # one column of inputs: the cells stack vertically
+        inputs.attr(rank="same")
+        for cell in CELL_TYPES:
+            inputs.node(f"{cell}_c_{{k-2}}")
+    graph.attr(size="10.5,40")  # inches: scaled down to fit a notebook's output area (about 1050 px)
     return graph
 
 

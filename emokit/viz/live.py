@@ -37,7 +37,7 @@ class LiveMonitor:
         self.frames_dir = Path(frames_dir) if frames_dir is not None else None
         self.rows: list[dict] = []
         self.alpha_fig = None  # sized by the first snapshot, then redrawn in place
-        self.curve_fig = Figure(figsize=(10, 3))
+        self.curve_fig = Figure(figsize=(10, 3), layout="constrained")
         self.output = None
         if live:
             import ipywidgets
@@ -60,7 +60,6 @@ class LiveMonitor:
         log = pd.DataFrame(self.rows)
         training_curves(log, ax=metrics_ax)
         schedule_curves(log, ax=schedule_ax)
-        self.curve_fig.tight_layout()
         images.append(("curves", self.curve_fig))
         pngs = [(name, figure_png(fig)) for name, fig in images]
         if self.frames_dir is not None:

@@ -1,28 +1,52 @@
 """Pictures of a results folder: UA per fold, the paper's Figure 7 and summed confusions."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from emokit.results import summed_confusions
+from emokit.viz.style import series_colors
 from emokit.viz.training import confusion_matrix_figure
 
 
+def _marker_area(parameters, largest: float):
+    """Marker area (points^2) for a parameter count: area grows with the count."""
+    return 30 + 600 * np.sqrt(np.asarray(parameters, dtype=float) / largest)
+
+
+def _weights_label(count: float) -> str:
+    return f"{count / 1e6:.1f} M weights" if count >= 1e6 else (
+        f"{count / 1e3:.0f} K weights" if count >= 1e3 else f"{count:.0f} weights")
+
+
 def ua_std_scatter(table: pd.DataFrame) -> Figure:
-    """The paper's Figure 7: mean UA vs its std over folds, marker area by
-    parameter count, one panel per corpus."""
+    """The paper's Figure 7: mean UA vs its standard deviation over the runs,
+    one colour per model (named in the legend, so no label sits on a marker),
+    marker area by parameter count (with a size key), one panel per corpus."""
     corpora = list(dict.fromkeys(table["corpus"]))
-    fig = Figure(figsize=(5 * max(1, len(corpora)), 4), layout="constrained")
+    models = list(dict.fromkeys(table["model"]))
+    colours = dict(zip(models, series_colors(models)))
+    fig = Figure(figsize=(4.2 * max(1, len(corpora)) + 2.2, 4), layout="constrained")
     axes = fig.subplots(1, max(1, len(corpora)), squeeze=False)[0]
     largest = max(float(table["parameters"].max() or 1), 1.0)
     for ax, corpus in zip(axes, corpora):
         part = table[table["corpus"] == corpus]
-        sizes = 40 + 800 * part["parameters"].fillna(0).astype(float) / largest
-        ax.scatter(part["ua_std"], part["ua_mean"], s=sizes, alpha=0.6)
         for _, row in part.iterrows():
-            ax.annotate(row["model"], (row["ua_std"], row["ua_mean"]), fontsize=8, ha="center", va="bottom")
-        ax.set(title=corpus, xlabel="std of UA over folds (%)", ylabel="mean UA (%)")
+            ax.scatter(row["ua_std"], row["ua_mean"], s=_marker_area(row["parameters"] or 0, largest),
+                       color=colours[row["model"]], alpha=0.7, edgecolors="black", linewidths=0.5)
+        ax.set(title=corpus, xlabel="std of UA over runs (%)", ylabel="mean UA (%)")
+        ax.margins(0.2)
         ax.grid(alpha=0.3)
+    handles = [Line2D([], [], ls="", marker="o", color=colours[m], markersize=8, label=m) for m in models]
+    counts = table["parameters"].dropna().astype(float)
+    keys = sorted({float(v) for v in np.quantile(counts, [0, 0.5, 1])}) if len(counts) else []
+    handles += [Line2D([], [], ls="", marker="o", markerfacecolor="none", markeredgecolor="gray",
+                       markersize=float(np.sqrt(_marker_area(k, largest))), label=_weights_label(k)) for k in keys]
+    fig.legend(handles=handles, loc="outside right center", fontsize=8, labelspacing=1.8, handletextpad=1.6,
+               borderpad=1.0, frameon=False, title="model / weights", title_fontsize=8)
     return fig
 
 
@@ -38,6 +62,7 @@ def ua_per_fold_figure(results: pd.DataFrame) -> Figure:
             means = group.groupby("fold")["ua"].mean() * 100
             ax.plot(means.index, means.values, marker="o", label=name)
         ax.set(title=corpus, xlabel="fold", ylabel="UA (%)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     return fig

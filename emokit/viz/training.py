@@ -50,7 +50,7 @@ def training_curves(log: pd.DataFrame, ax: Axes | None = None) -> Axes:
             style = "--" if "val" in str(col).lower() else "-"
             lines += axis.plot(x, log[col].to_numpy(dtype=float), style, marker=".", color=colors[numeric.index(col)], label=str(col))
     ax.set_xlabel("epoch")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     ax.set_ylabel("loss" if losses else "value")
     if right is not None:
         right.set_ylabel("accuracy / metric")
@@ -75,7 +75,7 @@ def schedule_curves(log: pd.DataFrame, ax: Axes | None = None) -> Axes:
         right.set_ylabel("seconds per epoch")
         right.set_ylim(bottom=0)
     ax.set_xlabel("epoch")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     if lines:
         ax.legend(lines, [line.get_label() for line in lines], fontsize=8, loc="best")
     return ax
