@@ -481,3 +481,24 @@ def test_figure_7_and_the_live_heatmap_have_no_overlapping_or_cut_text():
     assert monitor.alpha_fig.get_suptitle() == "softmax(alpha) after epoch 3"
     assert text_overlaps(monitor.alpha_fig) == []
     assert text_overlaps(monitor.curve_fig) == []
+
+
+def test_fold_and_epoch_axes_have_whole_number_ticks():
+    from emokit.viz.results import ua_per_fold_figure
+
+    results = pd.DataFrame({"corpus": "emodb", "name": ["emodarts"] * 3, "fold": [0, 1, 2], "ua": [0.7, 0.8, 0.75],
+                            "status": "done"})
+    ax = ua_per_fold_figure(results).axes[0]
+    log = pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [1.0, 0.8, 0.7], "val_ua": [0.5, 0.6, 0.7]})
+    single = pd.DataFrame({"epoch": [3], "train_loss": [1.0], "lr": [0.02], "seconds": [3.0]})
+    axes = [ax, viz.training_curves(log), viz.training_curves(single),
+            viz.alpha_evolution({"normal": softmax(np.random.default_rng(0).normal(size=(3, n_edges(4), 9)))},
+                                OPS, "normal").axes[0]]
+    from emokit.viz.training import schedule_curves
+
+    axes.append(schedule_curves(single))
+    for axis in axes:
+        axis.figure.canvas.draw() if hasattr(axis.figure.canvas, "draw") else None
+        low, high = sorted(axis.get_xlim())
+        ticks = [t for t in axis.get_xticks() if low <= t <= high]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
