@@ -68,7 +68,7 @@ fold = 0
 model = "genome"            # genome; a baseline: cnn, cnn_lstm, cnn_lstm_att; a control: random, classical
 search_dir = None           # None: notebook 02's default folder for this corpus, scope, fold and seed
 genome_json = None          # or a genome.json instead of a search folder
-net = {}                    # NetConfig fields; {}: the paper's retrained network (4 + 2 cells, C = 16, d = 64)
+net = {}                    # NetConfig fields; {}: the paper's retrained network (4 + 2 cells, C 16, d 64)
 train = {"epochs": 30}      # TrainConfig fields (the paper: 300 epochs)
 space = {}                  # model "random": SearchSpace fields of the space its genome is drawn from
 classical = {}              # model "classical": ClassicalConfig fields (functionals, classifier ...)

@@ -143,3 +143,17 @@ def test_a_wheel_installed_in_a_fresh_venv_runs_a_grid(tmp_path, datasets_root):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "1 runs done, 0 not" in done.stdout
     assert (results / "runs" / "emodb" / "cnn" / "fold0-seed0" / "retrain" / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("script", PAIRS, ids=[p.stem for p in PAIRS])
+def test_papermill_parses_every_parameter(script, caplog):
+    """A comment papermill cannot parse makes it warn 'Passed unknown
+    parameter' on every run; each parameter must be inspectable."""
+    import papermill
+
+    names = set(papermill.inspect_notebook(str(script.with_suffix(".ipynb"))))
+    assigned = {line.split("=")[0].strip() for line in
+                next(c for c in jupytext.read(script).cells if "parameters" in c.metadata.get("tags", [])).source.splitlines()
+                if "=" in line and not line.lstrip().startswith("#")}
+    assert names == assigned
+    assert "Unable to parse" not in caplog.text
