@@ -18,9 +18,6 @@ and ``confusion.png``.
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -31,6 +28,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from emokit.config import Config
+from emokit.features import cache_key
 from emokit.fold_data import FoldData
 from emokit.metrics import evaluate
 from emokit.splits import speaker_keys
@@ -102,12 +100,10 @@ def functionals(paths, config: ClassicalConfig = ClassicalConfig(), cache_dir: s
     """
     paths = [str(p) for p in paths]
     cache = None
-    if cache_dir is not None:
-        h = hashlib.sha1(json.dumps([config.functionals, config.sample_rate, config.n_mfcc]).encode())
-        for path in paths:
-            st = os.stat(path)
-            h.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-        cache = Path(cache_dir) / f"functionals-{config.functionals}-{h.hexdigest()[:16]}.npy"
+    if cache_dir is not None:  # keyed by what the values depend on, not by the classifier's settings
+        settings = {"functionals": config.functionals, "sample_rate": config.sample_rate, "n_mfcc": config.n_mfcc}
+        key = cache_key(pd.DataFrame({"path": paths}), settings)
+        cache = Path(cache_dir) / f"functionals-{config.functionals}-{key}.npy"
         if cache.exists():
             values = np.load(cache)
             if values.shape[0] == len(paths):

@@ -187,10 +187,11 @@ def _extract_chunk(paths: list[str], config: FeatureConfig) -> list[np.ndarray |
     return out
 
 
-def cache_key(manifest: pd.DataFrame, config: FeatureConfig) -> str:
-    """Hash of the feature config and every file's path, size and mtime: it
-    changes when a file or a parameter changes."""
-    h = hashlib.sha1(json.dumps(config.to_dict(), sort_keys=True).encode())
+def cache_key(manifest: pd.DataFrame, config: FeatureConfig | dict) -> str:
+    """Hash of the settings (a config or a dict) and every file's path, size
+    and mtime: it changes when a file or a setting changes."""
+    settings = config.to_dict() if hasattr(config, "to_dict") else dict(config)
+    h = hashlib.sha1(json.dumps(settings, sort_keys=True).encode())
     for path in manifest["path"]:
         st = os.stat(path)
         h.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())

@@ -76,13 +76,12 @@ class GenomeNet(nn.Module):
         super().__init__()
         if seq_cells and not genome.seq:
             raise ValueError("the genome has no SeqNN cell; use seq_cells=0")
-        n_reductions = len(SearchSpace(cnn_cells=cnn_cells).reduction_cells)
-        for cell, needed in (("normal", cnn_cells > n_reductions), ("reduce", n_reductions > 0)):
+        reductions = SearchSpace(cnn_cells=cnn_cells).reduction_cells
+        for cell, needed in (("normal", cnn_cells > len(reductions)), ("reduce", bool(reductions))):
             if needed and not genome.cell(cell):
                 raise ValueError(f"the genome's {cell} cell has no nodes, but {cnn_cells} CNN cells need one")
         self.genome = genome
         self.drop_path = drop_path
-        reductions = SearchSpace(cnn_cells=cnn_cells).reduction_cells
         c_stem = stem_multiplier * channels
         self.stem = cnn_stem(c_stem, stem_stride)
         self.cnn_cells = nn.ModuleList()
