@@ -130,8 +130,10 @@ print(format_cost(cost))
 #
 # Every epoch the heatmaps show $\mathrm{softmax}(\alpha)$ per cell type
 # (rows: edges "node k ← input i", columns: candidate ops; the strongest op of
-# each edge is outlined), with the losses and accuracies of the weight half and
-# the alpha half. A checkpoint is written every epoch: re-running this cell
+# each edge is outlined), coloured as a multiple of the uniform weight
+# $1/|\mathcal{O}|$ on a fixed scale: white is still undecided, red preferred,
+# blue rejected. Below them, the losses and accuracies of the weight half and
+# the alpha half, and beside those the learning rate and seconds per epoch. A checkpoint is written every epoch: re-running this cell
 # after an interruption resumes where it stopped.
 
 # %%
