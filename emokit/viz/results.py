@@ -33,8 +33,8 @@ def ua_std_scatter(table: pd.DataFrame) -> Figure:
     axes = fig.subplots(1, max(1, len(corpora)), squeeze=False)[0]
     largest = max(float(table["parameters"].max() or 1), 1.0)
     for ax, corpus in zip(axes, corpora):
-        part = table[table["corpus"] == corpus]
-        for _, row in part.iterrows():
+        part = table[table["corpus"] == corpus].sort_values("parameters", ascending=False)
+        for _, row in part.iterrows():  # the largest first: a small marker stays visible on top
             ax.scatter(row["ua_std"], row["ua_mean"], s=_marker_area(row["parameters"] or 0, largest),
                        color=colours[row["model"]], alpha=0.7, edgecolors="black", linewidths=0.5)
         ax.set(title=corpus, xlabel="std of UA over runs (%)", ylabel="mean UA (%)")
