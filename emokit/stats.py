@@ -40,9 +40,8 @@ def paired_difference(a, b, n_resamples: int = 10_000, seed: int = 0) -> dict:
     if len(diff) == 0:
         return {"n": 0, "mean": math.nan, "ci_low": math.nan, "ci_high": math.nan, "p": math.nan, "wins": 0}
     out = {"n": len(diff), "mean": float(diff.mean()), "wins": int((diff > 0).sum())}
-    if len(diff) < 2 or np.all(diff == diff[0]):  # no spread: the interval is the value itself
-        out.update(ci_low=float(diff[0]) if np.all(diff == diff[0]) else math.nan,
-                   ci_high=float(diff[0]) if np.all(diff == diff[0]) else math.nan)
+    if np.all(diff == diff[0]):  # no spread (or one pair): the interval is the value itself
+        out.update(ci_low=float(diff[0]), ci_high=float(diff[0]))
     else:
         interval = stats.bootstrap((diff,), np.mean, n_resamples=n_resamples, confidence_level=0.95,
                                    method="percentile", random_state=np.random.default_rng(seed)).confidence_interval
