@@ -22,7 +22,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from emokit.experiments import make_grid, run_grid  # noqa: E402
+from emokit.experiments import make_grid  # noqa: E402
+from emokit.runner import run_grid  # noqa: E402
 from emokit.results import per_fold_table, summary_table  # noqa: E402
 from emokit.stats import agreement_across_seeds, paired_comparisons, search_helped  # noqa: E402
 

@@ -4,12 +4,20 @@ Input 1 x 128 x 128, 4 classes, initial channels 8, 4 CNN cells of 4 nodes,
 2 SeqNN cells of 3 nodes, scope emodarts. Each configuration runs in a fresh
 process so that its peak memory is its own. Prints, per configuration: median
 seconds per first-order step (alpha update + weight update), samples/s,
-forward-only time, peak memory, parameters; then the speed-up over a plain
-DARTS mixed op (every op weighted, `none` included) and over the authors'
-implementation as measured on this 2-core machine (29 s per step at batch 16,
-11 GiB), and the projected time per search epoch on EmoDB fold 0.
+forward-only time, peak memory, parameters; the speed-up over a plain DARTS
+mixed op (every op weighted, `none` included); and the projected time per
+search epoch on EmoDB fold 0.
 
-    python benchmarks/search_step.py [--repeats 2] [--second-order]
+    python benchmarks/search_step.py [--repeats 2] [--second-order] [--authors-code DIR]
+
+``--authors-code DIR``: DIR is a checkout of the authors' public repository
+(github.com/jayaneetha/emoDARTS; nothing of it is copied into emokit). Their
+search network and step are then timed on random input in the same sitting,
+before and after emokit's configurations, on the CPU, and every row gets its
+ratio to the authors' step. Their first-order step is DARTS' first order on
+their modules (alphas: the gradient of the loss on the alpha batch; weights:
+their training step); their second order is their own ``Architect``. Without
+the option no side-by-side ratio is printed.
 """
 from __future__ import annotations
 
@@ -19,8 +27,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-
-AUTHORS_STEP_SECONDS = 29.0  # their code, batch 16, first order, this machine (issue 4)
 
 CONFIGS = {
     "plain DARTS mixed op (reference), batch 16": dict(batch_size=16, fast=False),
@@ -46,6 +52,60 @@ def measure(options: dict, repeats: int) -> dict:
     return estimate_cost(space, SearchConfig(device="cpu", **options), repeats=repeats, fast=fast)
 
 
+def measure_authors(directory: str, batch_size: int, order: str, repeats: int) -> dict:
+    """Child process: the authors' search network (their code, imported from
+    ``directory``) in the paper's configuration, one step as their search does it."""
+    import time
+
+    import torch
+    from torch import nn
+
+    from emokit.search.budget import PeakMemory
+
+    sys.path.insert(0, str(Path(directory) / "emoDARTS"))
+    from architect import Architect  # noqa: E402  (theirs)
+    from models.search_cnn import SearchCNNController  # noqa: E402  (theirs)
+
+    torch.manual_seed(0)
+    criterion = nn.CrossEntropyLoss()
+    model = SearchCNNController(1, 8, 4, 4, criterion, n_nodes=4, device_ids=[0], n_layers_rnn=2, n_nodes_rnn=3)
+    w_optim = torch.optim.SGD(model.weights(), 0.025, momentum=0.9, weight_decay=3e-4)
+    alpha_optim = torch.optim.Adam(model.alphas(), 3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
+    architect = Architect(model, 0.9, 3e-4)
+    x, y = torch.randn(batch_size, 1, 128, 128), torch.randint(0, 4, (batch_size,))
+
+    def step():
+        alpha_optim.zero_grad()
+        if order == "second":
+            architect.unrolled_backward(x, y, x, y, 0.025, w_optim)
+        else:
+            model.loss(x, y).backward()
+        alpha_optim.step()
+        w_optim.zero_grad()
+        loss = criterion(model(x), y)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.weights(), 5.0)
+        w_optim.step()
+
+    model.train()
+    step()  # warm-up
+    times = []
+    with PeakMemory(torch.device("cpu")) as memory:
+        for _ in range(repeats):
+            start = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - start)
+    model.eval()
+    with torch.no_grad():
+        start = time.perf_counter()
+        model(x)
+        forward = time.perf_counter() - start
+    seconds = sorted(times)[len(times) // 2]
+    return {"batch_size": batch_size, "order": order, "step_seconds": seconds, "forward_seconds": forward,
+            "samples_per_second": batch_size / seconds, "peak_memory_bytes": memory.peak,
+            "parameters": sum(p.numel() for p in model.parameters())}
+
+
 def emodb_search_rows() -> int:
     from emokit.data import load_corpus
     from emokit.splits import make_folds
@@ -59,15 +119,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2, help="timed steps per configuration (median)")
     parser.add_argument("--second-order", action="store_true", help="also time a second-order step at batch 16")
+    parser.add_argument("--authors-code", metavar="DIR", help="a checkout of jayaneetha/emoDARTS: time their step "
+                                                              "side by side and print every ratio to it")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure(json.loads(args.child), args.repeats)))
+        options = json.loads(args.child)
+        if "authors" in options:
+            print(json.dumps(measure_authors(options["authors"], options["batch_size"], options["order"], args.repeats)))
+        else:
+            print(json.dumps(measure(options, args.repeats)))
         return
 
     configs = dict(CONFIGS)
     if args.second_order:
         configs["emokit second order, batch 16"] = dict(batch_size=16, order="second")
+    authors = {}
+    if args.authors_code:
+        if not (Path(args.authors_code) / "emoDARTS" / "models" / "search_cnn.py").is_file():
+            sys.exit(f"{args.authors_code} is not a checkout of jayaneetha/emoDARTS (no emoDARTS/models/search_cnn.py)")
+        authors = {"authors' code, batch 16 (before)": dict(authors=args.authors_code, batch_size=16, order="first")}
+        if args.second_order:
+            authors["authors' code second order, batch 16"] = dict(authors=args.authors_code, batch_size=16,
+                                                                   order="second")
+        configs = {**authors, **configs,
+                   "authors' code, batch 16 (after)": dict(authors=args.authors_code, batch_size=16, order="first")}
     n_search = emodb_search_rows()
     print(f"torch threads: {os.cpu_count()} cores; EmoDB fold 0 search set: {n_search} maps "
           f"(weight half {n_search // 2})\n")
@@ -90,12 +166,21 @@ def main() -> None:
         print(f"{name:48s} {cost['step_seconds']:7.2f} {cost['samples_per_second']:9.2f} "
               f"{cost['forward_seconds']:6.2f} {peak:8.2f} {cost['parameters'] / 1e6:9.2f} {steps * cost['step_seconds']:8.0f}")
     reference = results.get("plain DARTS mixed op (reference), batch 16")
+    theirs = [c["step_seconds"] for n, c in results.items() if n.startswith("authors' code, batch 16")]
+    their_step = sum(theirs) / len(theirs) if theirs else None  # the mean of the runs before and after
     print()
+    if their_step is None:
+        print("No side-by-side ratio to the authors' code was measured (give --authors-code DIR).")
+    else:
+        print(f"authors' first-order step at batch 16: {their_step:.2f} s "
+              f"(before / after emokit's rows: {' / '.join(f'{t:.2f}' for t in theirs)})")
     for name, cost in results.items():
-        if cost["batch_size"] != 16 or cost["order"] != "first":
+        if name.startswith("authors'"):
             continue
-        line = f"{name:48s} {AUTHORS_STEP_SECONDS / cost['step_seconds']:5.2f}x faster than the authors' code"
-        if reference:
+        line = f"{name:48s}"
+        if their_step is not None:
+            line += f" {their_step / cost['step_seconds']:5.2f}x the authors' step"
+        if reference and cost["batch_size"] == 16 and cost["order"] == "first":
             line += f", {reference['step_seconds'] / cost['step_seconds']:5.2f}x the plain mixed op"
         print(line)
 

@@ -8,7 +8,9 @@ The library behind the notebooks in ``notebooks/``:
 - :mod:`emokit.search` the joint CNN + SeqNN DARTS search (ops, cells, supernet, genotype, architect, loop)
 - :mod:`emokit.models`, :mod:`emokit.train`, :mod:`emokit.metrics` retraining and UA / WA
 - :mod:`emokit.classical`, :mod:`emokit.stats` the controls and the paired statistics
-- :mod:`emokit.viz` pictures; :mod:`emokit.experiments`, :mod:`emokit.results` grids and tables
+- :mod:`emokit.viz` pictures; :mod:`emokit.results` tables
+- :mod:`emokit.experiments` grids (what to run), :mod:`emokit.runner` runs them with papermill,
+  :mod:`emokit.cluster` on Dask, :mod:`emokit.locks` one process per run folder
 
 ``emokit.predict(run_dir, wav_paths)`` gives class probabilities for new audio.
 """

@@ -18,6 +18,7 @@ and ``confusion.png``.
 """
 from __future__ import annotations
 
+import io
 import time
 import warnings
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from tqdm.auto import tqdm
 from emokit.config import Config
 from emokit.features import cache_key
 from emokit.fold_data import FoldData
+from emokit.locks import cache_lock
 from emokit.metrics import evaluate
 from emokit.splits import speaker_keys
 from emokit.utils import atomic_write_bytes, read_json, write_json
@@ -99,16 +101,30 @@ def functionals(paths, config: ClassicalConfig = ClassicalConfig(), cache_dir: s
     path, size and modification time (None: no cache).
     """
     paths = [str(p) for p in paths]
-    cache = None
-    if cache_dir is not None:  # keyed by what the values depend on, not by the classifier's settings
-        settings = {"functionals": config.functionals, "sample_rate": config.sample_rate, "n_mfcc": config.n_mfcc}
-        key = cache_key(pd.DataFrame({"path": paths}), settings)
-        cache = Path(cache_dir) / f"functionals-{config.functionals}-{key}.npy"
+    if cache_dir is None:
+        return _functionals(paths, config, progress)
+    settings = {"functionals": config.functionals, "sample_rate": config.sample_rate, "n_mfcc": config.n_mfcc}
+    key = cache_key(pd.DataFrame({"path": paths}), settings)  # what the values depend on, not the classifier
+    cache = Path(cache_dir) / f"functionals-{config.functionals}-{key}.npy"
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with cache_lock(cache.with_suffix("")):  # one process computes an entry, the others wait and read it
         if cache.exists():
-            values = np.load(cache)
-            if values.shape[0] == len(paths):
-                return values
-            warnings.warn(f"{cache} holds {values.shape[0]} rows for {len(paths)} files; computing it again", stacklevel=2)
+            try:
+                values = np.load(cache)
+                if values.shape[0] == len(paths):
+                    return values
+                problem = f"holds {values.shape[0]} rows for {len(paths)} files"
+            except (OSError, ValueError) as exc:
+                problem = f"is damaged ({exc})"
+            warnings.warn(f"{cache} {problem}; computing it again", stacklevel=2)
+        values = _functionals(paths, config, progress)
+        buffer = io.BytesIO()
+        np.save(buffer, values)
+        atomic_write_bytes(cache, buffer.getvalue())
+        return values
+
+
+def _functionals(paths: list[str], config: ClassicalConfig, progress: bool) -> np.ndarray:
     smile = _opensmile(config.functionals) if config.functionals != "mfcc_stats" else None
     rows = []
     for path in tqdm(paths, desc=config.functionals, unit="file", disable=not progress):
@@ -116,14 +132,7 @@ def functionals(paths, config: ClassicalConfig = ClassicalConfig(), cache_dir: s
             rows.append(mfcc_stats(path, config.sample_rate, config.n_mfcc))
         else:
             rows.append(smile.process_file(path).to_numpy(np.float32)[0])
-    values = np.stack(rows).astype(np.float32)
-    if cache is not None:
-        import io
-
-        buffer = io.BytesIO()
-        np.save(buffer, values)
-        atomic_write_bytes(cache, buffer.getvalue())
-    return values
+    return np.stack(rows).astype(np.float32)
 
 
 def _standardise(values: np.ndarray, fitted_on: np.ndarray) -> np.ndarray:

@@ -1,5 +1,5 @@
-"""Experiment grids: corpora x scopes x folds x seeds (and baselines), each
-run executing the notebook sequence with papermill.
+"""Experiment grids: what to run. A grid is corpora x scopes x folds x seeds
+(and baselines); :func:`plan` lists its runs, each a folder::
 
     results/
       features/                      feature cache (notebook 01)
@@ -11,20 +11,15 @@ run executing the notebook sequence with papermill.
           run.json  04_retrain.ipynb  retrain/
       05_compare.ipynb  05_compare.html  tables/
 
-Finished runs are skipped, an interrupted run resumes from its checkpoints,
-and a failed run is recorded in its run.json while the grid goes on.
+:mod:`emokit.runner` executes a grid (serially, or on Dask through
+:mod:`emokit.cluster`).
 """
 from __future__ import annotations
 
 import copy
 import json
-import time
-import traceback
-from dataclasses import asdict, dataclass, field
-from importlib import resources
+from dataclasses import dataclass, field
 from pathlib import Path
-
-import pandas as pd
 
 from emokit.classical import ClassicalConfig
 from emokit.config import UnknownSettingError
@@ -34,7 +29,7 @@ from emokit.paths import results_root, run_folder
 from emokit.search.loop import SearchConfig
 from emokit.search.supernet import SearchSpace
 from emokit.train import TrainConfig
-from emokit.utils import environment, read_json, write_json
+from emokit.utils import read_json
 
 PRESETS: dict[str, dict] = {
     # The paper's settings (section IV): 300 + 300 epochs, batch 64, 4 + 2 cells,
@@ -114,10 +109,24 @@ class Grid:
     results_dir: str | None = None  # None: emokit.paths.results_root()
     device: str = "auto"
     cell_timeout: int | None = None  # seconds a notebook cell may run (None: no limit; a search can take days)
+    # Where the runs execute (emokit.cluster): in this process (workers 1), on
+    # a local Dask cluster of `workers` processes, on a running Dask scheduler
+    # ("tcp://host:8786"), or on a dask-jobqueue cluster described by
+    # `cluster` ({"kind": "slurm", "jobs": 4, ...the cluster class's arguments}).
+    workers: int = 1
+    scheduler: str | None = None
+    cluster: dict | None = None
+    threads: int | None = None  # CPU threads per run (None: cores / workers on a local cluster, else the worker's)
 
     def __post_init__(self) -> None:
         if self.results_dir is None:
             self.results_dir = str(results_root())
+        if not isinstance(self.workers, int) or self.workers < 1:
+            raise ValueError(f"workers must be a whole number >= 1, got {self.workers!r}")
+        if sum(bool(x) for x in (self.workers > 1, self.scheduler, self.cluster)) > 1:
+            raise ValueError("give one of workers > 1, scheduler and cluster, not several")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be None or >= 1, got {self.threads!r}")
         for key, cls in SETTINGS.items():  # a typo fails here, before anything runs
             try:
                 cls.from_dict(getattr(self, key))
@@ -150,15 +159,6 @@ def make_grid(preset: str = "quick", config_file: str | Path | None = None, **ov
             else:
                 settings[key] = value
     return Grid(**settings)
-
-
-def notebook_path(name: str) -> Path:
-    """A notebook of the sequence (``"02_search.ipynb"``), shipped with the package."""
-    path = Path(str(resources.files("emokit.notebooks") / name))
-    if not path.is_file():
-        known = sorted(p.name for p in path.parent.glob("*.ipynb"))
-        raise FileNotFoundError(f"no notebook {name!r} in {path.parent}; known: {', '.join(known)}")
-    return path
 
 
 @dataclass
@@ -197,25 +197,6 @@ def plan(grid: Grid) -> list[Run]:
     return runs
 
 
-def _execute(notebook: str, output: Path, parameters: dict, timeout: int | None = None) -> None:
-    import papermill
-
-    output.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        papermill.execute_notebook(str(notebook_path(notebook)), str(output), parameters=parameters,
-                                   kernel_name="python3", cwd=str(output.parent), progress_bar=False,
-                                   execution_timeout=timeout)
-    except papermill.PapermillExecutionError as exc:
-        exc.notebook = notebook  # for describe_failure: which notebook the cell belongs to
-        raise
-
-
-def _common(grid: Grid, corpus: str) -> dict:
-    return {"corpus": corpus, "data_root": grid.data_root,
-            "feature_dir": str(Path(grid.results_dir, "features").resolve()), "features": grid.features,
-            "normalization": grid.normalization}
-
-
 def control_space(grid: Grid) -> dict:
     """The search space the random control draws from: the grid's space with
     its first scope (what the first searched genome came from)."""
@@ -235,117 +216,3 @@ def run_settings(grid: Grid, run: Run) -> dict:
     return json.loads(json.dumps(settings))
 
 
-def run_one(grid: Grid, run: Run) -> str:
-    """Execute one run's notebooks; returns its final status.
-
-    A run folder left by other settings is moved aside (``<folder>.stale-<time>``)
-    so that its checkpoints are not resumed with the new settings.
-    """
-    folder = run.folder.resolve()
-    settings = run_settings(grid, run)
-    previous = run.info
-    if previous and previous.get("settings") != settings:
-        stale = folder.with_name(f"{folder.name}.stale-{time.strftime('%Y%m%d-%H%M%S')}")
-        folder.rename(stale)
-        print(f"{folder} was run with other settings; moved to {stale.name}")
-    info = {"corpus": run.corpus, "kind": run.kind, "name": run.name, "fold": run.fold, "seed": run.seed,
-            "status": "running", "settings": settings, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "environment": environment()}
-    write_json(info, folder / "run.json")
-    common = dict(_common(grid, run.corpus), fold=run.fold, live=False)
-    started = time.perf_counter()
-    try:
-        if run.kind == "darts":
-            search_dir = folder / "search"
-            _execute("02_search.ipynb", folder / "02_search.ipynb",
-                     dict(common, run_dir=str(search_dir), space={**grid.space, "scope": run.name},
-                          search={**grid.search, "seed": run.seed, "device": grid.device}), grid.cell_timeout)
-            _execute("03_genome.ipynb", folder / "03_genome.ipynb", {"run_dirs": [str(search_dir)]}, grid.cell_timeout)
-            model = {"model": "genome", "search_dir": str(search_dir)}
-        else:
-            model = {"model": run.name, "space": control_space(grid), "classical": grid.classical}
-        _execute("04_retrain.ipynb", folder / "04_retrain.ipynb",
-                 dict(common, run_dir=str(folder / "retrain"), **model, net=grid.net,
-                      train={**grid.train, "seed": run.seed, "device": grid.device}), grid.cell_timeout)
-        info.update(status="done", error=None)
-        from emokit.viz.cells import dot_available
-
-        if run.kind == "darts" and not dot_available():
-            info["warnings"] = ["Graphviz 'dot' is missing: the cell graphs were not drawn (the run is complete)"]
-    except KeyboardInterrupt:
-        info.update(status="interrupted")
-        write_json(info, folder / "run.json")
-        raise
-    except Exception as exc:  # one failed run must not stop the grid
-        info.update(status="failed", error=describe_failure(exc), traceback=traceback.format_exc()[-4000:])
-    info.update(seconds=time.perf_counter() - started, finished=time.strftime("%Y-%m-%d %H:%M:%S"))
-    write_json(info, folder / "run.json")
-    return info["status"]
-
-
-def describe_failure(exc: Exception) -> str:
-    """One line: which notebook and cell failed, and the exception's own message."""
-    import papermill
-
-    if isinstance(exc, papermill.PapermillExecutionError):
-        notebook = getattr(exc, "notebook", "a notebook")
-        message = f"{notebook}, cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
-    else:
-        message = f"{type(exc).__name__}: {exc}"
-    message = " ".join(message.split())
-    return message if len(message) <= 1000 else message[:997] + "..."
-
-
-def report_skipped(grid: Grid, corpus: str, say=print) -> list[dict]:
-    """Say how many audio files of ``corpus`` were left out and why (read
-    from notebook 01's feature cache); returns the skip records."""
-    from emokit.pipeline import corpus_features
-
-    _, manifest = corpus_features(corpus, grid.data_root, grid.features, Path(grid.results_dir) / "features",
-                                  progress=False)
-    skipped = manifest.attrs.get("skipped", [])
-    say(f"{corpus}: {len(manifest)} audio files used, {len(skipped)} skipped")
-    for record in skipped:
-        say(f"  skipped {record['reason']}")
-    return skipped
-
-
-def run_grid(grid: Grid, progress: bool = True) -> pd.DataFrame:
-    """Run the whole grid (features first, then every run), skipping finished
-    runs; returns :func:`emokit.results.collect` of the results folder."""
-    from tqdm.auto import tqdm
-
-    from emokit.results import collect
-
-    results = Path(grid.results_dir)
-    results.mkdir(parents=True, exist_ok=True)
-    write_json(asdict(grid), results / "grid.json")
-    for corpus in grid.corpora:
-        _execute("01_features.ipynb", results / "runs" / corpus / "01_features.ipynb",
-                 {"corpus": corpus, "data_root": grid.data_root, "output_dir": str((results / "features").resolve()),
-                  "features": grid.features}, grid.cell_timeout)
-        report_skipped(grid, corpus, print if progress else lambda *a: None)
-    runs = plan(grid)
-    bar = tqdm(runs, desc="runs", unit="run", disable=not progress)
-    for run in bar:
-        bar.set_postfix_str(f"{run.corpus} {run.name} fold {run.fold} seed {run.seed}")
-        info = run.info  # one read of run.json
-        if info.get("status") == "done" and info.get("settings") == run_settings(grid, run):
-            continue
-        status = run_one(grid, run)
-        if status == "failed":
-            bar.write(f"FAILED {run.folder}: {read_json(run.folder / 'run.json')['error']}")
-    return collect(results)
-
-
-def compare(results_dir: str | Path, html: bool = True, timeout: int | None = None) -> Path:
-    """Execute notebook 05 on a results folder (and save an HTML copy)."""
-    results_dir = Path(results_dir).resolve()
-    output = results_dir / "05_compare.ipynb"
-    _execute("05_compare.ipynb", output, {"results_dir": str(results_dir)}, timeout)
-    if html:
-        from nbconvert import HTMLExporter
-
-        body, _ = HTMLExporter().from_filename(str(output))
-        output.with_suffix(".html").write_text(body)
-    return output

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from emokit.config import Config
+from emokit.locks import cache_lock
 
 FEATURE_KINDS = ("mfcc", "logmel")
 
@@ -228,28 +229,34 @@ def extract(
         after the records the input manifest already had there (files
         :func:`emokit.data.load_corpus` left out).
     """
-    from joblib import Parallel, delayed
-    from tqdm.auto import tqdm
-
     # Files an earlier step (load_corpus's header check) left out stay listed.
     earlier = list(manifest.attrs.get("skipped", []))
     manifest = manifest.reset_index(drop=True)
     missing = [p for p in manifest["path"] if not os.path.exists(p)]
     if missing:
         raise FileNotFoundError(f"{len(missing)} files of the manifest do not exist, e.g. {missing[0]}; check the corpus root")
-    cache_files = None
-    if cache_dir is not None:
-        corpus = str(manifest["corpus"].iloc[0]) if "corpus" in manifest and len(manifest) else "corpus"
-        stem = Path(cache_dir) / f"{corpus}-{config.kind}-{cache_key(manifest, config)}"
-        cache_files = stem.with_suffix(".npy"), stem.with_suffix(".csv"), stem.with_suffix(".skipped.json")
+    if cache_dir is None:
+        return _extract(manifest, config, None, earlier, n_jobs, chunk_size, progress)
+    corpus = str(manifest["corpus"].iloc[0]) if "corpus" in manifest and len(manifest) else "corpus"
+    stem = Path(cache_dir) / f"{corpus}-{config.kind}-{cache_key(manifest, config)}"
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    cache_files = stem.with_suffix(".npy"), stem.with_suffix(".csv"), stem.with_suffix(".skipped.json")
+    # One process extracts a cache entry; the others wait for it, then read it.
+    with cache_lock(stem):
         if all(f.exists() for f in cache_files):
             try:
                 features, kept = _load_cache(*cache_files, config)
                 kept.attrs["skipped"] = _merge_skipped(earlier, kept.attrs["skipped"])
                 return features, kept
             except Exception as exc:  # a truncated or damaged file: extract again, never fail or load garbage
-                warnings.warn(f"feature cache {cache_files[0].with_suffix('')}.* is damaged ({exc}); "
-                              "extracting the maps again", stacklevel=2)
+                warnings.warn(f"feature cache {stem}.* is damaged ({exc}); extracting the maps again", stacklevel=2)
+        return _extract(manifest, config, cache_files, earlier, n_jobs, chunk_size, progress)
+
+
+def _extract(manifest, config, cache_files, earlier, n_jobs, chunk_size, progress) -> tuple[np.ndarray, pd.DataFrame]:
+    """:func:`extract` without the cache look-up; writes ``cache_files`` when given."""
+    from joblib import Parallel, delayed
+    from tqdm.auto import tqdm
 
     paths = list(manifest["path"].astype(str))
     chunks = [paths[i : i + chunk_size] for i in range(0, len(paths), chunk_size)]

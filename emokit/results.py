@@ -1,6 +1,6 @@
 """Collect run folders into one table and summarise them the paper's way.
 
-A run folder (written by :mod:`emokit.experiments`) holds ``run.json``
+A run folder (written by :mod:`emokit.runner`) holds ``run.json``
 (corpus, name, kind, fold, seed, status) and, once retrained,
 ``retrain/metrics.json`` and ``retrain/config.json``.
 """

@@ -3,5 +3,5 @@
 01_features -> 02_search -> 03_genome -> 04_retrain -> 05_compare; each is a
 jupytext pair (``.py`` in py:percent format is the source, ``.ipynb`` is
 what papermill executes). Found with ``importlib.resources``:
-:func:`emokit.experiments.notebook_path`.
+:func:`emokit.runner.notebook_path`.
 """

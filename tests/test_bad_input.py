@@ -115,7 +115,7 @@ def test_cli_user_errors_are_one_line_and_debug_shows_the_traceback(capsys, tmp_
 def test_a_failed_notebook_cell_is_named_with_its_own_message():
     import papermill
 
-    from emokit.experiments import describe_failure
+    from emokit.runner import describe_failure
 
     exc = papermill.PapermillExecutionError(3, 9, "x = 1/0", "ZeroDivisionError", "division by zero", [])
     exc.notebook = "04_retrain.ipynb"
@@ -175,7 +175,7 @@ def test_a_csv_corpus_laid_out_as_the_readme_says_runs_through_emokit_run(tmp_pa
     results = tmp_path / "results"
     assert main(["run", "--config", str(config), "--data", str(data), "--results", str(results), "--no-compare"]) == 0
     out = capsys.readouterr().out
-    assert "csv: 72 audio files used, 0 skipped" in out and "1 runs done, 0 not" in out
+    assert "csv: 72 audio files used, 0 skipped" in out and "1 runs done, 0 left to another runner, 0 not done" in out
     import json
 
     metrics = json.loads((results / "runs" / "csv" / "classical" / "fold0-seed0" / "retrain" / "metrics.json").read_text())

@@ -3,7 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from emokit.experiments import PRESETS, make_grid, plan, run_grid, compare
+from emokit.experiments import PRESETS, make_grid, plan
+from emokit.runner import compare, run_grid
 from emokit.results import export_table, per_fold_table, summary_table
 
 TINY = dict(
@@ -101,7 +102,7 @@ def test_tiny_grid_runs_resumes_and_makes_tables(datasets_root, tmp_path):
 
 
 def test_a_failed_run_is_recorded_and_the_grid_goes_on(datasets_root, tmp_path, monkeypatch):
-    import emokit.experiments as experiments
+    import emokit.runner as runner
 
     calls = []
 
@@ -111,7 +112,7 @@ def test_a_failed_run_is_recorded_and_the_grid_goes_on(datasets_root, tmp_path, 
             raise RuntimeError("simulated failure")
         output.parent.mkdir(parents=True, exist_ok=True)
 
-    monkeypatch.setattr(experiments, "_execute", fake_execute)
+    monkeypatch.setattr(runner, "execute_notebook", fake_execute)
     grid = make_grid("quick", data_root=str(datasets_root), results_dir=str(tmp_path), folds=[0, 1], baselines=[])
     results = run_grid(grid, progress=False)
     status = dict(zip(results["fold"], results["status"]))
@@ -121,7 +122,7 @@ def test_a_failed_run_is_recorded_and_the_grid_goes_on(datasets_root, tmp_path, 
 
 
 def test_changed_settings_rerun_and_keep_the_old_folder_aside(datasets_root, tmp_path, monkeypatch):
-    import emokit.experiments as experiments
+    import emokit.runner as runner
 
     calls = []
 
@@ -129,7 +130,7 @@ def test_changed_settings_rerun_and_keep_the_old_folder_aside(datasets_root, tmp
         calls.append((notebook, parameters.get("train", {}).get("epochs")))
         output.parent.mkdir(parents=True, exist_ok=True)
 
-    monkeypatch.setattr(experiments, "_execute", fake_execute)
+    monkeypatch.setattr(runner, "execute_notebook", fake_execute)
     options = dict(data_root=str(datasets_root), results_dir=str(tmp_path), folds=[0], baselines=["cnn"], scopes=[])
     run_grid(make_grid("quick", **options), progress=False)
     run_grid(make_grid("quick", **options), progress=False)
@@ -141,10 +142,10 @@ def test_changed_settings_rerun_and_keep_the_old_folder_aside(datasets_root, tmp
 
 
 def test_a_missing_dot_costs_only_the_pictures(datasets_root, tmp_path, monkeypatch):
-    import emokit.experiments as experiments
+    import emokit.runner as runner
     import emokit.viz.cells
 
-    monkeypatch.setattr(experiments, "_execute", lambda notebook, output, parameters, timeout=None:
+    monkeypatch.setattr(runner, "execute_notebook", lambda notebook, output, parameters, timeout=None:
                         output.parent.mkdir(parents=True, exist_ok=True))
     monkeypatch.setattr(emokit.viz.cells, "dot_available", lambda: False)
     grid = make_grid("quick", data_root=str(datasets_root), results_dir=str(tmp_path), folds=[0], baselines=[])

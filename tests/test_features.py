@@ -286,8 +286,9 @@ def test_second_call_loads_from_the_cache(synth, tmp_path, monkeypatch):
     maps, manifest = extract(synth, SMALL, cache_dir=cache, n_jobs=1, progress=False)
     written = sorted(p.name for p in cache.iterdir())
     key = cache_key(synth, SMALL)
-    assert written == sorted(f"synth-mfcc-{key}{ext}" for ext in (".csv", ".npy", ".skipped.json"))
-    mtimes = {p: p.stat().st_mtime_ns for p in cache.iterdir()}
+    # .lock: the lock one process holds while it extracts (emokit.locks.cache_lock)
+    assert written == sorted(f"synth-mfcc-{key}{ext}" for ext in (".csv", ".npy", ".skipped.json", ".lock"))
+    mtimes = {p: p.stat().st_mtime_ns for p in cache.iterdir() if p.suffix != ".lock"}
 
     monkeypatch.setattr(F, "_extract_chunk", _no_extraction)
     cached_maps, cached_manifest = extract(synth, SMALL, cache_dir=cache, n_jobs=1, progress=False)
@@ -295,7 +296,7 @@ def test_second_call_loads_from_the_cache(synth, tmp_path, monkeypatch):
     assert cached_maps.dtype == np.float32
     pd.testing.assert_frame_equal(cached_manifest, manifest)  # speaker "01" stays a string
     assert cached_manifest.attrs["skipped"] == []
-    assert {p: p.stat().st_mtime_ns for p in cache.iterdir()} == mtimes
+    assert {p: p.stat().st_mtime_ns for p in cache.iterdir() if p.suffix != ".lock"} == mtimes
 
 
 def test_cache_survives_a_skipped_file(synth, tmp_path, monkeypatch):

@@ -127,7 +127,7 @@ def test_a_wheel_installed_in_a_fresh_venv_runs_a_grid(tmp_path, datasets_root):
     # a .pth line, so its editable emokit is not activated); emokit from the wheel.
     Path(site, "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True)
-    where = subprocess.run([str(python), "-c", "import emokit, emokit.experiments as e; print(emokit.__file__); "
+    where = subprocess.run([str(python), "-c", "import emokit, emokit.runner as e; print(emokit.__file__); "
                             "print(e.notebook_path('04_retrain.ipynb'))"], capture_output=True, text=True,
                            check=True, cwd=tmp_path).stdout.split()
     assert all(line.startswith(site) for line in where), where
@@ -141,7 +141,7 @@ def test_a_wheel_installed_in_a_fresh_venv_runs_a_grid(tmp_path, datasets_root):
                            "--results", str(results), "--folds", "0", "--scopes", "--baselines", "cnn",
                            "--no-compare"], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "1 runs done, 0 not" in done.stdout
+    assert "1 runs done, 0 left to another runner, 0 not done" in done.stdout
     assert (results / "runs" / "emodb" / "cnn" / "fold0-seed0" / "retrain" / "metrics.json").exists()
 
 

@@ -8,7 +8,10 @@ Second order (DARTS eq. 7-8): ``grad_alpha L_val(w', alpha) - xi *
 (grad_alpha L_train(w+, alpha) - grad_alpha L_train(w-, alpha)) / (2 eps)``
 with ``w' = w - xi * grad_w L_train(w, alpha)`` (one virtual SGD step) and
 ``w+- = w +- eps * grad_w' L_val(w', alpha)`` (a finite-difference
-Hessian-vector product).
+Hessian-vector product, ``eps = hessian_r / ||grad_w' L_val||``; DARTS'
+``hessian_r`` is 0.01). ReLU and max-pool kinks make that difference an
+average over a neighbourhood rather than the Hessian at ``w``; a smaller
+``hessian_r`` approaches the exact hypergradient (tests/test_hypergradient.py).
 """
 from __future__ import annotations
 
@@ -49,8 +52,13 @@ def beta_decay_loss(alphas) -> torch.Tensor:
     return torch.cat([torch.logsumexp(a, dim=-1) for a in alphas]).mean()
 
 
+def at_least_fp32(logits: torch.Tensor) -> torch.Tensor:
+    """bf16 logits (autocast) as float32 for the loss; float64 stays float64."""
+    return logits.to(torch.promote_types(logits.dtype, torch.float32))
+
+
 def loss_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return nn.functional.cross_entropy(model(x).float(), y)
+    return nn.functional.cross_entropy(at_least_fp32(model(x)), y)
 
 
 class Architect:
@@ -62,13 +70,15 @@ class Architect:
     optimizer : torch optimiser over ``model.arch_parameters()``
     order : "first" or "second"
     w_momentum, w_weight_decay : of the weight optimiser (for the virtual step)
+    hessian_r : second order: the finite difference's step is ``hessian_r / ||v||``
     """
 
-    def __init__(self, model, optimizer, order: str = "first", w_momentum: float = 0.9, w_weight_decay: float = 3e-4):
+    def __init__(self, model, optimizer, order: str = "first", w_momentum: float = 0.9, w_weight_decay: float = 3e-4,
+                 hessian_r: float = 0.01):
         if order not in ("first", "second"):
             raise ValueError(f"unknown DARTS order {order!r}; known: first, second")
         self.model, self.optimizer, self.order = model, optimizer, order
-        self.w_momentum, self.w_weight_decay = w_momentum, w_weight_decay
+        self.w_momentum, self.w_weight_decay, self.hessian_r = w_momentum, w_weight_decay, hessian_r
         self.beta_decay = 0.0  # weight of beta_decay_loss, set per epoch by the search loop
         self._virtual = None  # second order: a copy of the model for w'
 
@@ -80,7 +90,7 @@ class Architect:
             # Only alpha gradients: with the weights frozen, the forward pass
             # stores no conv inputs and the backward runs no weight kernels.
             with frozen(self.model.weight_parameters()):
-                logits = self.model(x_a).float()
+                logits = at_least_fp32(self.model(x_a))
                 loss = nn.functional.cross_entropy(logits, y_a)
                 grads = torch.autograd.grad(loss + self._regulariser(alphas), alphas)
         else:
@@ -109,7 +119,7 @@ class Architect:
                 va.copy_(a)
             for b, vb in zip(self.model.buffers(), virtual.buffers()):
                 vb.copy_(b)
-        logits = virtual(x_a).float()
+        logits = at_least_fp32(virtual(x_a))
         loss = nn.functional.cross_entropy(logits, y_a)
         v_alphas = virtual.arch_parameters()
         v_grads = torch.autograd.grad(loss + self._regulariser(v_alphas), v_alphas + v_weights, allow_unused=True)
@@ -122,9 +132,9 @@ class Architect:
         return self.beta_decay * beta_decay_loss(alphas) if self.beta_decay else 0.0
 
     def _hessian_vector(self, vector, x, y):
-        """(dalpha L_train(w+) - dalpha L_train(w-)) / (2 eps), eps = 0.01 / ||vector||."""
+        """(dalpha L_train(w+) - dalpha L_train(w-)) / (2 eps), eps = hessian_r / ||vector||."""
         weights = self.model.weight_parameters()
-        eps = 0.01 / torch.cat([v.flatten() for v in vector]).norm().clamp_min(1e-12)
+        eps = self.hessian_r / torch.cat([v.flatten() for v in vector]).norm().clamp_min(1e-12)
         alphas = self.model.arch_parameters()
 
         def shift(scale):

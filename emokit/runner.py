@@ -1,0 +1,301 @@
+"""Execute a grid (:mod:`emokit.experiments`): notebook 01 once per corpus,
+notebooks 02-04 per run, notebook 05 at the end, each with papermill.
+
+Finished runs are skipped, an interrupted run resumes from its checkpoints,
+and a failed run is recorded in its run.json while the grid goes on. A run
+folder is owned by one process at a time (:class:`emokit.locks.FolderLock`):
+a second runner skips a run another process holds, so two runners on one
+results folder never execute a run twice or mix their settings in it.
+
+Runs execute one after another in this process (``workers=1``), or as Dask
+tasks (:func:`emokit.cluster.run_on_dask`) when the grid names workers, a
+scheduler or a cluster.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+import traceback
+from dataclasses import asdict
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+
+from emokit.cluster import run_on_dask, thread_env
+from emokit.experiments import Grid, Run, control_space, plan, run_settings
+from emokit.locks import FolderLock
+from emokit.utils import environment, read_json, write_json
+
+__all__ = ["notebook_path", "execute_notebook", "run_features", "run_one", "run_grid", "grid_results", "compare",
+           "describe_failure", "report_skipped", "mark_lost"]
+
+
+def notebook_path(name: str) -> Path:
+    """A notebook of the sequence (``"02_search.ipynb"``), shipped with the package."""
+    path = Path(str(resources.files("emokit.notebooks") / name))
+    if not path.is_file():
+        known = sorted(p.name for p in path.parent.glob("*.ipynb"))
+        raise FileNotFoundError(f"no notebook {name!r} in {path.parent}; known: {', '.join(known)}")
+    return path
+
+
+def _ipc_kernel_manager():
+    """A kernel manager whose kernels talk over Unix sockets, not TCP ports:
+    many kernels starting at once on one host cannot collide on a port
+    (nteract/papermill#511), and ipykernel does not warn about unencrypted TCP."""
+    import tempfile
+    import uuid
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            # A socket path of its own: jupyter_client's default can be the
+            # relative "kernel-ipc", on which two processes starting kernels in
+            # one folder would collide.
+            path = Path(tempfile.gettempdir()) / f"emokit-kernel-{uuid.uuid4().hex}"
+            super().__init__(transport="ipc", ip=str(path), **kwargs)
+
+    return IPCKernelManager
+
+
+def execute_notebook(notebook: str, output: Path, parameters: dict, timeout: int | None = None) -> None:
+    """Run ``notebook`` of the sequence with ``parameters`` into ``output`` (papermill)."""
+    import papermill
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        papermill.execute_notebook(str(notebook_path(notebook)), str(output), parameters=parameters,
+                                   kernel_name="python3", cwd=str(output.parent), progress_bar=False,
+                                   execution_timeout=timeout, kernel_manager_class=_ipc_kernel_manager())
+    except papermill.PapermillExecutionError as exc:
+        exc.notebook = notebook  # for describe_failure: which notebook the cell belongs to
+        raise
+
+
+@contextlib.contextmanager
+def _environment(env: dict[str, str] | None):
+    """``os.environ`` updated by ``env`` (inherited by the kernels started meanwhile), then restored."""
+    saved = {key: os.environ.get(key) for key in env or {}}
+    os.environ.update(env or {})
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _common(grid: Grid, corpus: str) -> dict:
+    return {"corpus": corpus, "data_root": grid.data_root,
+            "feature_dir": str(Path(grid.results_dir, "features").resolve()), "features": grid.features,
+            "normalization": grid.normalization}
+
+
+def run_features(grid: Grid, corpus: str, env: dict[str, str] | None = None) -> list[str]:
+    """Notebook 01 of ``corpus`` (the feature cache); returns the lines
+    that say how many files were used and which were skipped, and why."""
+    results = Path(grid.results_dir)
+    with _environment(env):
+        execute_notebook("01_features.ipynb", results / "runs" / corpus / "01_features.ipynb",
+                         {"corpus": corpus, "data_root": grid.data_root,
+                          "output_dir": str((results / "features").resolve()), "features": grid.features},
+                         grid.cell_timeout)
+    lines: list[str] = []
+    report_skipped(grid, corpus, say=lines.append)
+    return lines
+
+
+def _finished(grid: Grid, run: Run, info: dict) -> bool:
+    return info.get("status") == "done" and info.get("settings") == run_settings(grid, run)
+
+
+def run_one(grid: Grid, run: Run, env: dict[str, str] | None = None) -> tuple[str, str]:
+    """Execute one run's notebooks unless another process holds its folder.
+
+    Returns ``(status, note)``: status is ``done``, ``failed``, or ``held``
+    (another process owns the folder; the note says which). A run folder
+    left by other settings is moved aside (``<folder>.stale-<time>``) so that
+    its checkpoints are not resumed with the new settings; only the process
+    holding the folder's lock may do so. ``env``: environment variables for
+    the run's kernels (threads, the GPU).
+    """
+    lock = FolderLock(run.folder)
+    if not lock.acquire():
+        return "held", f"{run.folder} is being executed by {lock.holder()}; skipping"
+    try:
+        previous = run.info  # read under the lock: another process may have finished it meanwhile
+        if _finished(grid, run, previous):
+            return "done", "finished by another process"
+        with _environment(env):
+            return _execute_run(grid, run, previous), ""
+    finally:
+        lock.release()
+
+
+def _execute_run(grid: Grid, run: Run, previous: dict) -> str:
+    folder = run.folder.resolve()
+    settings = run_settings(grid, run)
+    attempt = 1
+    if previous and previous.get("settings") != settings:
+        stale = folder.with_name(f"{folder.name}.stale-{time.strftime('%Y%m%d-%H%M%S')}")
+        folder.rename(stale)
+        print(f"{folder} was run with other settings; moved to {stale.name}")
+    elif previous:
+        attempt = previous.get("attempt", 1) + 1  # resumes from the checkpoints of the earlier attempt
+    info = {"corpus": run.corpus, "kind": run.kind, "name": run.name, "fold": run.fold, "seed": run.seed,
+            "status": "running", "attempt": attempt, "settings": settings,
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"), "environment": environment()}
+    write_json(info, folder / "run.json")
+    common = dict(_common(grid, run.corpus), fold=run.fold, live=False)
+    started = time.perf_counter()
+    try:
+        if run.kind == "darts":
+            search_dir = folder / "search"
+            execute_notebook("02_search.ipynb", folder / "02_search.ipynb",
+                             dict(common, run_dir=str(search_dir), space={**grid.space, "scope": run.name},
+                                  search={**grid.search, "seed": run.seed, "device": grid.device}), grid.cell_timeout)
+            execute_notebook("03_genome.ipynb", folder / "03_genome.ipynb", {"run_dirs": [str(search_dir)]},
+                             grid.cell_timeout)
+            model = {"model": "genome", "search_dir": str(search_dir)}
+        else:
+            model = {"model": run.name, "space": control_space(grid), "classical": grid.classical}
+        execute_notebook("04_retrain.ipynb", folder / "04_retrain.ipynb",
+                         dict(common, run_dir=str(folder / "retrain"), **model, net=grid.net,
+                              train={**grid.train, "seed": run.seed, "device": grid.device}), grid.cell_timeout)
+        info.update(status="done", error=None)
+        from emokit.viz.cells import dot_available
+
+        if run.kind == "darts" and not dot_available():
+            info["warnings"] = ["Graphviz 'dot' is missing: the cell graphs were not drawn (the run is complete)"]
+    except KeyboardInterrupt:
+        info.update(status="interrupted")
+        write_json(info, folder / "run.json")
+        raise
+    except Exception as exc:  # one failed run must not stop the grid
+        info.update(status="failed", error=describe_failure(exc), traceback=traceback.format_exc()[-4000:])
+    info.update(seconds=time.perf_counter() - started, finished=time.strftime("%Y-%m-%d %H:%M:%S"))
+    write_json(info, folder / "run.json")
+    return info["status"]
+
+
+def mark_lost(run: Run, reason: str) -> None:
+    """Record a run whose process died (a killed Dask worker) as failed, unless
+    a live process holds it; the next ``emokit run`` resumes it."""
+    lock = FolderLock(run.folder)
+    if not lock.acquire():
+        return
+    try:
+        info = run.info
+        if info.get("status") == "running":
+            info.update(status="failed", error=f"the process running it died: {reason}",
+                        finished=time.strftime("%Y-%m-%d %H:%M:%S"))
+            write_json(info, run.folder / "run.json")
+    finally:
+        lock.release()
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line: which notebook and cell failed, and the exception's own message."""
+    import papermill
+
+    if isinstance(exc, papermill.PapermillExecutionError):
+        notebook = getattr(exc, "notebook", "a notebook")
+        message = f"{notebook}, cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
+    else:
+        message = f"{type(exc).__name__}: {exc}"
+    message = " ".join(message.split())
+    return message if len(message) <= 1000 else message[:997] + "..."
+
+
+def report_skipped(grid: Grid, corpus: str, say=print) -> list[dict]:
+    """Say how many audio files of ``corpus`` were left out and why (read
+    from notebook 01's feature cache); returns the skip records."""
+    from emokit.pipeline import corpus_features
+
+    _, manifest = corpus_features(corpus, grid.data_root, grid.features, Path(grid.results_dir) / "features",
+                                  progress=False)
+    skipped = manifest.attrs.get("skipped", [])
+    say(f"{corpus}: {len(manifest)} audio files used, {len(skipped)} skipped")
+    for record in skipped:
+        say(f"  skipped {record['reason']}")
+    return skipped
+
+
+def _distributed(grid: Grid) -> bool:
+    return grid.workers > 1 or bool(grid.scheduler) or bool(grid.cluster)
+
+
+def run_grid(grid: Grid, progress: bool = True) -> pd.DataFrame:
+    """Run the whole grid (features first, then every unfinished run);
+    returns :func:`grid_results`."""
+    from tqdm.auto import tqdm
+
+    say = print if progress else (lambda *a: None)
+    results = Path(grid.results_dir)
+    results.mkdir(parents=True, exist_ok=True)
+    write_json(asdict(grid), results / "grid.json")
+    runs = plan(grid)
+    todo = [run for run in runs if not _finished(grid, run, run.info)]
+    corpora = list(dict.fromkeys(run.corpus for run in todo))
+    if _distributed(grid):
+        run_on_dask(grid, corpora, todo, run_features=run_features, run_one=run_one, mark_lost=mark_lost,
+                    progress=progress)
+    else:
+        env = thread_env(grid.threads)
+        for corpus in corpora:
+            for line in run_features(grid, corpus, env):
+                say(line)
+        bar = tqdm(todo, desc="runs", unit="run", disable=not progress)
+        for run in bar:
+            bar.set_postfix_str(f"{run.corpus} {run.name} fold {run.fold} seed {run.seed}")
+            status, note = run_one(grid, run, env)
+            if status == "held":
+                bar.write(note)
+            elif status == "failed":
+                bar.write(f"FAILED {run.folder}: {read_json(run.folder / 'run.json')['error']}")
+    return grid_results(grid, runs)
+
+
+def grid_results(grid: Grid, runs: list[Run] | None = None) -> pd.DataFrame:
+    """:func:`emokit.results.collect` of the grid's own runs. A run finished
+    with other settings (by another runner) gets status ``other settings``,
+    so no table mixes it with this grid's runs; a run another process is
+    executing gets status ``held``."""
+    from emokit.results import collect
+
+    runs = plan(grid) if runs is None else runs
+    by_folder = {str(run.folder.resolve()): run for run in runs}
+    table = collect(grid.results_dir)
+    table = table[table["run_dir"].map(lambda d: str(Path(d).resolve())).isin(by_folder)].reset_index(drop=True)
+    for i, folder in enumerate(table["run_dir"]):
+        run = by_folder[str(Path(folder).resolve())]
+        settings = run.info.get("settings")
+        if settings is not None and settings != run_settings(grid, run):
+            table.loc[i, "status"] = "other settings"
+            table.loc[i, "error"] = "run with other settings by another runner; not part of this grid's results"
+        elif table.loc[i, "status"] == "running":
+            lock = FolderLock(run.folder)
+            if lock.acquire():
+                lock.release()  # no one holds it: a process died while running it; the next call resumes it
+            else:
+                table.loc[i, "status"] = "held"
+                table.loc[i, "error"] = f"being executed by {lock.holder()}"
+    return table
+
+
+def compare(results_dir: str | Path, html: bool = True, timeout: int | None = None) -> Path:
+    """Execute notebook 05 on a results folder (and save an HTML copy)."""
+    results_dir = Path(results_dir).resolve()
+    output = results_dir / "05_compare.ipynb"
+    execute_notebook("05_compare.ipynb", output, {"results_dir": str(results_dir)}, timeout)
+    if html:
+        from nbconvert import HTMLExporter
+
+        body, _ = HTMLExporter().from_filename(str(output))
+        output.with_suffix(".html").write_text(body)
+    return output

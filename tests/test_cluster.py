@@ -1,0 +1,235 @@
+"""The grid on Dask (a local cluster, a scheduler and workers started apart),
+run-folder locks, concurrent runners and a killed worker."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from emokit.experiments import make_grid
+from emokit.locks import FolderLock
+from emokit.runner import run_grid
+
+from test_experiments import TINY
+
+# One fold, a hand-designed baseline and a random genome, one thread per run:
+# the same numbers wherever it runs. (Searches go through the same runner
+# code; tests/test_experiments.py runs them.)
+GRID = dict(folds=[0], scopes=[], baselines=["cnn", "random"], threads=1, cell_timeout=300, **TINY)
+COMPARED = ["corpus", "name", "fold", "seed", "status", "ua", "wa", "parameters"]
+
+
+def _grid(datasets_root, results, **overrides):
+    return make_grid("quick", data_root=str(datasets_root), results_dir=str(results), **{**GRID, **overrides})
+
+
+def _table(results: pd.DataFrame) -> pd.DataFrame:
+    return results[COMPARED].sort_values(["name", "fold", "seed"]).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def serial_table(datasets_root, tmp_path_factory):
+    """The tiny grid run in this process, the reference of the other engines."""
+    results = run_grid(_grid(datasets_root, tmp_path_factory.mktemp("serial")), progress=False)
+    assert (results["status"] == "done").all(), results[["name", "error"]]
+    return _table(results)
+
+
+def _dask(*args: str, log: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", *args], stdout=log.open("w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def _scheduler(tmp_path: Path) -> tuple[subprocess.Popen, str]:
+    """A Dask scheduler on 127.0.0.1, started as its own process; returns it and its address."""
+    file = tmp_path / "scheduler.json"
+    process = _dask("distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                    "--scheduler-file", str(file), log=tmp_path / "scheduler.log")
+    for _ in range(300):
+        if file.exists() and file.stat().st_size:
+            return process, json.loads(file.read_text())["address"]
+        time.sleep(0.1)
+    process.kill()
+    pytest.fail("the Dask scheduler did not start: " + (tmp_path / "scheduler.log").read_text()[-2000:])
+
+
+def _worker(address: str, log: Path, nanny: bool = True) -> subprocess.Popen:
+    return _dask("distributed.cli.dask_worker", address, "--nthreads", "1", "--no-dashboard",
+                 *([] if nanny else ["--no-nanny"]), log=log)
+
+
+def _stop(*processes: subprocess.Popen) -> None:
+    for process in processes:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def test_thread_settings_and_engine_choice_are_checked():
+    with pytest.raises(ValueError, match="workers must be"):
+        make_grid("quick", workers=0)
+    with pytest.raises(ValueError, match="one of workers > 1, scheduler and cluster"):
+        make_grid("quick", workers=2, scheduler="tcp://127.0.0.1:8786")
+    with pytest.raises(ValueError, match="threads"):
+        make_grid("quick", threads=0)
+
+
+def test_the_readme_s_cluster_section_makes_a_slurm_job_with_one_gpu():
+    import yaml
+
+    from emokit.cluster import jobqueue_cluster
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = next(b for b in readme.split("```yaml")[1:] if b.lstrip().startswith("cluster:"))
+    section = yaml.safe_load(block.split("```")[0])["cluster"]
+    cluster = jobqueue_cluster(section)  # builds the job script; submits nothing until scaled
+    try:
+        script = cluster.job_script()
+    finally:
+        cluster.close()
+    assert "#SBATCH --gres=gpu:1" in script and "--resources GPU=1" in script and "--nthreads" in script
+    with pytest.raises(ValueError, match="unknown kind 'slurmm'; known: slurm"):
+        jobqueue_cluster({"kind": "slurmm"})
+
+
+def test_a_folder_lock_is_exclusive_and_says_who_holds_it(tmp_path):
+    folder = tmp_path / "runs" / "emodb" / "cnn" / "fold0-seed0"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from emokit.locks import FolderLock; "
+                               f"lock = FolderLock({str(folder)!r}); assert lock.acquire(); print('held', flush=True); "
+                               "sys.stdin.read()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        lock = FolderLock(folder)
+        assert not lock.acquire()
+        assert f"/{holder.pid} since " in lock.holder()
+        folder.mkdir(parents=True)
+        folder.rename(folder.with_name("moved"))  # the lock lives beside the folder, not in it
+        assert not FolderLock(folder).acquire()
+    finally:
+        holder.kill()
+        holder.wait()
+    lock = FolderLock(folder)  # the OS released a dead holder's lock
+    assert lock.acquire() and lock.held
+    lock.release()
+    assert not lock.owner_path.exists()
+
+
+def test_the_feature_cache_is_extracted_once_by_concurrent_processes(emodb_manifest, tmp_path):
+    script = ("import sys, pandas as pd; from emokit.features import FeatureConfig, extract; "
+              "m = pd.read_csv(sys.argv[1]); "
+              "f, kept = extract(m, FeatureConfig(duration=1.0, n_mfcc=16, n_mels=16), sys.argv[2], n_jobs=1, "
+              "progress=False); print(f.shape, f.sum())")
+    manifest = tmp_path / "manifest.csv"
+    emodb_manifest.head(24).to_csv(manifest, index=False)
+    cache = tmp_path / "cache"
+    calls = [subprocess.Popen([sys.executable, "-c", script, str(manifest), str(cache)],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) for _ in range(3)]
+    outputs = {call.communicate(timeout=300)[0] for call in calls}
+    assert len(outputs) == 1 and "(24, 1, 16" in outputs.pop()  # the same maps, read whole by every process
+    assert sorted(p.suffix for p in cache.iterdir() if not p.name.startswith(".")) == [".csv", ".json", ".lock", ".npy"]
+
+
+@pytest.mark.slow
+def test_a_local_cluster_gives_the_serial_table(datasets_root, tmp_path, serial_table, capfd):
+    results = run_grid(_grid(datasets_root, tmp_path, workers=2), progress=False)
+    pd.testing.assert_frame_equal(_table(results), serial_table)
+    info = json.loads((tmp_path / "runs" / "emodb" / "cnn" / "fold0-seed0" / "run.json").read_text())
+    assert info["environment"]["torch_threads"] == 1 and info["attempt"] == 1
+    assert "without encryption" not in capfd.readouterr().err  # kernels talk over IPC sockets
+
+
+@pytest.mark.slow
+def test_a_scheduler_and_workers_started_apart_give_the_serial_table(datasets_root, tmp_path, serial_table):
+    scheduler, address = _scheduler(tmp_path)
+    workers = [_worker(address, tmp_path / f"worker{i}.log") for i in range(2)]
+    try:
+        results = run_grid(_grid(datasets_root, tmp_path / "results", scheduler=address), progress=False)
+    finally:
+        _stop(*workers, scheduler)
+    pd.testing.assert_frame_equal(_table(results), serial_table)
+
+
+def _runner(datasets_root, results: Path, log: Path, train_epochs: int = 1) -> subprocess.Popen:
+    """``emokit run`` of the cnn baseline on folds 0 and 1, in its own process."""
+    grid = results.parent / f"{log.stem}.yaml"
+    grid.write_text(json.dumps({**GRID, "folds": [0, 1], "baselines": ["cnn"],
+                                "train": {**TINY["train"], "epochs": train_epochs}}))
+    return subprocess.Popen([sys.executable, "-m", "emokit.cli", "run", "--config", str(grid), "--data",
+                             str(datasets_root), "--results", str(results), "--no-compare"],
+                            stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+
+@pytest.mark.slow
+def test_two_runners_on_one_folder_run_each_run_once(datasets_root, tmp_path):
+    results = tmp_path / "results"
+    # Started together, both reach the same runs at about the same time.
+    first = _runner(datasets_root, results, tmp_path / "first.log")
+    second = _runner(datasets_root, results, tmp_path / "second.log")
+    assert first.wait(timeout=600) == 0 and second.wait(timeout=600) == 0, (tmp_path / "first.log").read_text()
+    infos = [json.loads(p.read_text()) for p in results.rglob("run.json")]
+    assert len(infos) == 2 and all(i["status"] == "done" and i["attempt"] == 1 for i in infos)  # none ran twice
+    logs = (tmp_path / "first.log").read_text() + (tmp_path / "second.log").read_text()
+    assert "is being executed by" in logs  # one met a run the other held, and skipped it
+
+
+@pytest.mark.slow
+def test_runners_with_other_settings_never_mix_them(datasets_root, tmp_path):
+    results = tmp_path / "results"
+    first = _runner(datasets_root, results, tmp_path / "one_epoch.log")
+    second = _runner(datasets_root, results, tmp_path / "two_epochs.log", train_epochs=2)
+    assert first.wait(timeout=600) == 0
+    second.wait(timeout=600)
+    from emokit.runner import grid_results
+
+    mine = grid_results(make_grid("quick", config_file=tmp_path / "two_epochs.yaml", data_root=str(datasets_root),
+                                  results_dir=str(results)))
+    for fold in (0, 1):
+        run = results / "runs" / "emodb" / "cnn" / f"fold{fold}-seed0"
+        info = json.loads((run / "run.json").read_text())
+        epochs = len(pd.read_csv(run / "retrain" / "log.csv"))
+        assert info["status"] == "done" and info["settings"]["train"]["epochs"] == epochs  # files match run.json
+        ran_with = {1: "other settings", 2: "done"}[epochs]
+        assert mine.set_index("fold").loc[fold, "status"] == ran_with  # never counted under the wrong settings
+
+
+@pytest.mark.slow
+def test_a_killed_worker_s_run_is_retried_and_resumes(datasets_root, tmp_path):
+    scheduler, address = _scheduler(tmp_path)
+    doomed = _worker(address, tmp_path / "doomed.log", nanny=False)
+    results = tmp_path / "results"
+    grid = _grid(datasets_root, results, scheduler=address, baselines=["cnn"], train={**TINY["train"], "epochs": 4})
+    import pickle
+
+    (tmp_path / "grid.pickle").write_bytes(pickle.dumps(grid))
+    runner = subprocess.Popen([sys.executable, "-c", "import sys, pickle; from emokit.runner import run_grid; "
+                               "t = run_grid(pickle.load(open(sys.argv[1], 'rb')), progress=False); "
+                               "print(t[['status']].to_json())", str(tmp_path / "grid.pickle")],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    retrain = results / "runs" / "emodb" / "cnn" / "fold0-seed0" / "retrain"
+    spare = None
+    try:
+        deadline = time.time() + 300
+        while not (retrain / "log.csv").exists() and time.time() < deadline:
+            time.sleep(0.05)
+        os.killpg(doomed.pid, signal.SIGKILL)  # the worker and its kernel, after the first epoch's checkpoint
+        killed_after = len(pd.read_csv(retrain / "log.csv"))
+        spare = _worker(address, tmp_path / "spare.log")
+        output = runner.communicate(timeout=600)[0].decode()
+    finally:
+        _stop(*[p for p in (spare, scheduler) if p is not None])
+    assert runner.returncode == 0, output
+    info = json.loads((retrain.parent / "run.json").read_text())
+    assert info["status"] == "done" and info["attempt"] == 2, info  # retried once, on the spare worker
+    log = pd.read_csv(retrain / "log.csv")
+    assert log["epoch"].tolist() == [1, 2, 3, 4] and 1 <= killed_after < 4  # resumed: no epoch twice

@@ -1,0 +1,99 @@
+"""The CUDA path: a tiny search (first and second order, PC-DARTS, bf16),
+retraining, resume and prediction on the GPU, and CPU / GPU agreement.
+
+Marked ``cuda``; skipped where torch sees no GPU. ``EMOKIT_TEST_DEVICE=cpu``
+runs the same tests on the CPU (a check of the tests themselves on a machine
+without a GPU; it proves nothing about CUDA).
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from emokit.search.loop import SearchConfig, SearchInterrupted, load_search, run_search
+from emokit.search.supernet import SearchSpace, Supernet
+from emokit.train import TrainConfig, load_trained, predict_logits, train_model
+
+DEVICE = os.environ.get("EMOKIT_TEST_DEVICE", "cuda")
+pytestmark = [
+    pytest.mark.cuda,
+    pytest.mark.skipif(DEVICE.startswith("cuda") and not torch.cuda.is_available(), reason="no CUDA device"),
+]
+SPACE = SearchSpace(cnn_cells=2, cnn_nodes=2, seq_cells=1, seq_nodes=2, channels=4, seq_hidden=8, freq_bins=2,
+                    input_shape=(16, 16))
+
+
+def tiny_data(n_per_class=8, shape=(16, 16), seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(4), n_per_class)
+    x = rng.normal(size=(len(y), 1, *shape)) + y[:, None, None, None]
+    return x.astype(np.float32), y
+
+
+@pytest.mark.parametrize("options", [dict(order="first"), dict(order="second"), dict(partial_channels=2),
+                                     dict(precision="bf16")], ids=["first", "second", "pc-darts", "bf16"])
+def test_a_tiny_search_runs_on_the_device_and_resumes(options, tmp_path):
+    x, y = tiny_data()
+    space = SPACE if "partial_channels" not in options else SPACE.replace(partial_channels=options["partial_channels"])
+    search_options = {k: v for k, v in options.items() if k != "partial_channels"}
+    config = SearchConfig(epochs=2, batch_size=8, device=DEVICE, seed=0, **search_options)
+    full = run_search(x, y, tmp_path / "full", space, config, progress=False)
+    assert all(np.isfinite(h).all() for h in full.alpha_history.values())
+    assert len(full.log) == 2 and full.log["weight_loss"].notna().all()
+
+    def stop_after_first(record):
+        if record["epoch"] == 1:
+            raise SearchInterrupted("simulated crash")
+
+    with pytest.raises(SearchInterrupted):
+        run_search(x, y, tmp_path / "cut", space, config, callback=stop_after_first, progress=False)
+    resumed = run_search(x, y, tmp_path / "cut", space, config, progress=False)
+    assert resumed.genome == full.genome  # resumed on the device, to the same genome
+    assert load_search(tmp_path / "cut").genome == full.genome
+
+
+def test_cpu_and_device_agree_on_a_forward_pass():
+    torch.manual_seed(0)
+    model = Supernet(SPACE).eval()
+    x = torch.randn(4, 1, 16, 16)
+    with torch.no_grad():
+        on_cpu = model(x)
+        on_device = model.to(DEVICE)(x.to(DEVICE)).cpu()
+    # TF32 is off for float32 convolutions by default in torch; the remaining
+    # difference is summation order in cuDNN kernels.
+    torch.testing.assert_close(on_device, on_cpu, rtol=1e-4, atol=1e-4)
+
+
+def test_retraining_resume_and_prediction_on_the_device(tiny_fold_data, tmp_path):
+    from test_train import GENOME, SETUPS
+
+    kwargs = SETUPS["genome"][1]
+    config = TrainConfig(epochs=3, batch_size=8, lr=0.05, device=DEVICE, time_shift=4, mixup=0.4)
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_after_second(record):
+        if record["epoch"] == 2:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train_model("genome", tiny_fold_data, tmp_path / "cut", config, genome=GENOME, model_kwargs=kwargs,
+                    callback=stop_after_second, progress=False)
+    resumed = train_model("genome", tiny_fold_data, tmp_path / "cut", config, genome=GENOME, model_kwargs=kwargs,
+                          progress=False)
+    full = train_model("genome", tiny_fold_data, tmp_path / "full", config, genome=GENOME, model_kwargs=kwargs,
+                       progress=False)
+    log_full, log_cut = pd.read_csv(tmp_path / "full" / "log.csv"), pd.read_csv(tmp_path / "cut" / "log.csv")
+    np.testing.assert_allclose(log_cut["train_loss"], log_full["train_loss"], rtol=1e-4)
+    assert resumed["ua"] == pytest.approx(full["ua"])
+
+    model, _ = load_trained(tmp_path / "full", device=DEVICE)
+    logits = predict_logits(model, tiny_fold_data.x["test"], device=DEVICE)
+    assert logits.device.type == "cpu" and torch.isfinite(logits).all()
+    on_cpu = predict_logits(load_trained(tmp_path / "full", device="cpu")[0], tiny_fold_data.x["test"])
+    torch.testing.assert_close(logits, on_cpu, rtol=1e-3, atol=1e-3)
