@@ -15,25 +15,16 @@ import pytest
 import torch
 
 from emokit.search.loop import SearchConfig, SearchInterrupted, load_search, run_search
-from emokit.search.supernet import SearchSpace, Supernet
+from emokit.search.supernet import Supernet
 from emokit.train import TrainConfig, load_trained, predict_logits, train_model
+
+from test_search import TINY as SPACE, tiny_data
 
 DEVICE = os.environ.get("EMOKIT_TEST_DEVICE", "cuda")
 pytestmark = [
     pytest.mark.cuda,
     pytest.mark.skipif(DEVICE.startswith("cuda") and not torch.cuda.is_available(), reason="no CUDA device"),
 ]
-SPACE = SearchSpace(cnn_cells=2, cnn_nodes=2, seq_cells=1, seq_nodes=2, channels=4, seq_hidden=8, freq_bins=2,
-                    input_shape=(16, 16))
-
-
-def tiny_data(n_per_class=8, shape=(16, 16), seed=0):
-    rng = np.random.default_rng(seed)
-    y = np.repeat(np.arange(4), n_per_class)
-    x = rng.normal(size=(len(y), 1, *shape)) + y[:, None, None, None]
-    return x.astype(np.float32), y
-
-
 @pytest.mark.parametrize("options", [dict(order="first"), dict(order="second"), dict(partial_channels=2),
                                      dict(precision="bf16")], ids=["first", "second", "pc-darts", "bf16"])
 def test_a_tiny_search_runs_on_the_device_and_resumes(options, tmp_path):
