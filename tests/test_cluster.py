@@ -85,6 +85,24 @@ def test_thread_settings_and_engine_choice_are_checked():
         make_grid("quick", threads=0)
 
 
+def test_kernels_talk_over_ipc_without_the_tcp_warning(tmp_path, capfd, monkeypatch):
+    import nbformat
+
+    import emokit.runner as runner
+
+    notebook = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "language": "python",
+                                                                  "display_name": "Python 3"}})
+    notebook.cells = [nbformat.v4.new_code_cell("answer = 0", metadata={"tags": ["parameters"]}),
+                      nbformat.v4.new_code_cell("import json\nfrom ipykernel.connect import get_connection_info\n"
+                                                "print(json.loads(get_connection_info())['transport'], answer)")]
+    nbformat.write(notebook, tmp_path / "probe.ipynb")
+    monkeypatch.setattr(runner, "notebook_path", lambda name: tmp_path / name)
+    runner.execute_notebook("probe.ipynb", tmp_path / "out" / "probe.ipynb", {"answer": 42}, timeout=120)
+    output = nbformat.read(tmp_path / "out" / "probe.ipynb", as_version=4).cells[-1].outputs[0]["text"]
+    assert output.strip() == "ipc 42"
+    assert "without encryption" not in capfd.readouterr().err  # the kernel writes to this process's stderr
+
+
 def test_the_readme_s_cluster_section_makes_a_slurm_job_with_one_gpu():
     import yaml
 
@@ -126,17 +144,20 @@ def test_a_folder_lock_is_exclusive_and_says_who_holds_it(tmp_path):
 
 
 def test_the_feature_cache_is_extracted_once_by_concurrent_processes(emodb_manifest, tmp_path):
-    script = ("import sys, pandas as pd; from emokit.features import FeatureConfig, extract; "
+    script = ("import sys, pandas as pd; import emokit.features as F; "
+              "real = F._extract; F._extract = lambda *a: (print('extracted', flush=True), real(*a))[1]; "
               "m = pd.read_csv(sys.argv[1]); "
-              "f, kept = extract(m, FeatureConfig(duration=1.0, n_mfcc=16, n_mels=16), sys.argv[2], n_jobs=1, "
+              "f, kept = F.extract(m, F.FeatureConfig(duration=1.0, n_mfcc=16, n_mels=16), sys.argv[2], n_jobs=1, "
               "progress=False); print(f.shape, f.sum())")
     manifest = tmp_path / "manifest.csv"
     emodb_manifest.head(24).to_csv(manifest, index=False)
     cache = tmp_path / "cache"
     calls = [subprocess.Popen([sys.executable, "-c", script, str(manifest), str(cache)],
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) for _ in range(3)]
-    outputs = {call.communicate(timeout=300)[0] for call in calls}
-    assert len(outputs) == 1 and "(24, 1, 16" in outputs.pop()  # the same maps, read whole by every process
+    outputs = [call.communicate(timeout=300)[0] for call in calls]
+    assert sum(out.count("extracted") for out in outputs) == 1  # one process extracted, two read its cache
+    maps = {out.replace("extracted\n", "") for out in outputs}
+    assert len(maps) == 1 and "(24, 1, 16" in maps.pop()  # the same maps, read whole by every process
     assert sorted(p.suffix for p in cache.iterdir() if not p.name.startswith(".")) == [".csv", ".json", ".lock", ".npy"]
 
 
