@@ -284,6 +284,11 @@ def test_cost_estimate_reports_parameters_time_and_projection():
     assert cost["steps_per_epoch"] == 5
     assert cost["total_seconds"] == pytest.approx(cost["epoch_seconds"] * 3)
     assert "M weights" in format_cost(cost)
+    # Warm-up epochs train only the weights: they are timed as such.
+    warm = estimate_cost(TINY, SearchConfig(batch_size=4, epochs=3, warmup_epochs=2), n_search=40, repeats=3)
+    assert 0 < warm["warmup_epoch_seconds"] < warm["epoch_seconds"]
+    assert warm["total_seconds"] == pytest.approx(2 * warm["warmup_epoch_seconds"] + warm["epoch_seconds"])
+    assert "per warm-up epoch (weights only)" in format_cost(warm)
 
 
 def test_recomputing_edges_and_the_plain_reference_give_the_same_gradients():

@@ -78,8 +78,8 @@ def estimate_cost(space: SearchSpace, config: SearchConfig = SearchConfig(), n_s
     -------
     dict with ``parameters`` (supernet weights), ``step_seconds``,
     ``forward_seconds``, ``peak_memory_bytes`` (None if unmeasurable), and
-    ``steps_per_epoch``, ``epoch_seconds``, ``total_seconds`` when
-    ``n_search`` is given.
+    ``steps_per_epoch``, ``epoch_seconds``, ``warmup_epoch_seconds`` (weight
+    steps only), ``total_seconds`` when ``n_search`` is given.
     """
     device = resolve_device(config.device)
     reuse_freed_memory()
@@ -117,6 +117,17 @@ def estimate_cost(space: SearchSpace, config: SearchConfig = SearchConfig(), n_s
         sync()
         forward = time.perf_counter() - start
     step = sorted(times)[len(times) // 2]
+    weight_step = None
+    if n_search is not None and config.warmup_epochs:  # warm-up epochs run weight steps only: cheaper
+        weight_times = []
+        model.train()
+        for _ in range(repeats):
+            sync()
+            start = time.perf_counter()
+            search_step(model, w_opt, None, x, y, x, y, config.w_lr, config.grad_clip, precision)
+            sync()
+            weight_times.append(time.perf_counter() - start)
+        weight_step = sorted(weight_times)[len(weight_times) // 2]
     out = {"device": str(device), "batch_size": batch_size, "order": order, "precision": precision,
            "parameters": count_parameters(model), "step_seconds": step, "forward_seconds": forward,
            "samples_per_second": batch_size / step, "peak_memory_bytes": memory.peak}
@@ -125,7 +136,9 @@ def estimate_cost(space: SearchSpace, config: SearchConfig = SearchConfig(), n_s
         steps = math.ceil(n_weight_half / batch_size)
         out["steps_per_epoch"] = steps - 1 if steps > 1 and n_weight_half % batch_size == 1 else steps  # see epoch_batches
         out["epoch_seconds"] = out["steps_per_epoch"] * step
-        out["total_seconds"] = out["epoch_seconds"] * config.epochs
+        warmup = min(config.warmup_epochs, config.epochs)
+        out["warmup_epoch_seconds"] = out["steps_per_epoch"] * (weight_step if weight_step is not None else step)
+        out["total_seconds"] = out["warmup_epoch_seconds"] * warmup + out["epoch_seconds"] * (config.epochs - warmup)
     return out
 
 
@@ -141,6 +154,8 @@ def format_cost(cost: dict) -> str:
     ]
     if "epoch_seconds" in cost:
         lines.append(f"projected: {cost['epoch_seconds']:.0f} s per epoch ({cost['steps_per_epoch']} steps)")
+        if cost.get("warmup_epoch_seconds", cost["epoch_seconds"]) != cost["epoch_seconds"]:
+            lines[-1] += f", {cost['warmup_epoch_seconds']:.0f} s per warm-up epoch (weights only)"
     if "total_seconds" in cost:
         lines[-1] += f", {cost['total_seconds'] / 60:.1f} min for the whole search"
     return "\n".join(lines)
