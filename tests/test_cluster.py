@@ -103,12 +103,12 @@ def test_kernels_talk_over_ipc_without_the_tcp_warning(tmp_path, capfd, monkeypa
     assert "without encryption" not in capfd.readouterr().err  # the kernel writes to this process's stderr
 
 
-def test_the_readme_s_cluster_section_makes_a_slurm_job_with_one_gpu():
+def test_the_documented_cluster_section_makes_a_slurm_job_with_one_gpu():
     import yaml
 
     from emokit.cluster import jobqueue_cluster
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[1] / "docs" / "grids.md").read_text()
     block = next(b for b in readme.split("```yaml")[1:] if b.lstrip().startswith("cluster:"))
     section = yaml.safe_load(block.split("```")[0])["cluster"]
     cluster = jobqueue_cluster(section)  # builds the job script; submits nothing until scaled
