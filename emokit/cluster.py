@@ -129,19 +129,17 @@ def _run_task(run_one, grid: Grid, run: Run, threads: int | None, pin_gpu: bool,
 
 
 def run_on_dask(grid: Grid, corpora: list[str], runs: list[Run], run_features: Callable, run_one: Callable,
-                mark_lost: Callable, progress: bool = True, say=print) -> dict[str, str]:
-    """Execute notebook 01 of ``corpora`` and then ``runs`` as Dask tasks.
-
-    Returns the status of each run by folder. A run whose worker died more
-    often than Dask retries is recorded failed by ``mark_lost`` (the next
-    ``emokit run`` resumes it from its checkpoints).
+                mark_lost: Callable, progress: bool = True, say=print) -> None:
+    """Execute notebook 01 of ``corpora`` and then ``runs`` as Dask tasks
+    (each run records its outcome in its run.json). A run whose worker died
+    more often than Dask retries is recorded failed by ``mark_lost`` (the
+    next ``emokit run`` resumes it from its checkpoints).
     """
     from dask.distributed import as_completed
     from tqdm.auto import tqdm
 
     local = not grid.scheduler and not grid.cluster
     threads = grid.threads or (max(1, _cores() // grid.workers) if local else None)
-    statuses: dict[str, str] = {}
     with open_client(grid, say) as client:
         gpu = _wants_gpu(grid, client)
         resources = {"GPU": 1} if gpu else None
@@ -162,7 +160,6 @@ def run_on_dask(grid: Grid, corpora: list[str], runs: list[Run], run_features: C
             except Exception as exc:  # the worker died (KilledWorker) or the task could not run
                 mark_lost(run, f"{type(exc).__name__}: {exc}")
                 status, note = "failed", f"{run.folder}: {type(exc).__name__}: {exc}"
-            statuses[str(run.folder)] = status
             if status == "held":
                 bar.write(note)
             elif status == "failed":
@@ -171,4 +168,3 @@ def run_on_dask(grid: Grid, corpora: list[str], runs: list[Run], run_features: C
             bar.set_postfix_str(f"{run.corpus} {run.name} fold {run.fold} seed {run.seed}")
             bar.update(1)
         bar.close()
-    return statuses

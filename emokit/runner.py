@@ -244,7 +244,7 @@ def run_grid(grid: Grid, progress: bool = True) -> pd.DataFrame:
     corpora = list(dict.fromkeys(run.corpus for run in todo))
     if _distributed(grid):
         run_on_dask(grid, corpora, todo, run_features=run_features, run_one=run_one, mark_lost=mark_lost,
-                    progress=progress)
+                    progress=progress, say=say)
     else:
         env = thread_env(grid.threads)
         for corpus in corpora:
