@@ -99,16 +99,23 @@ def estimate_cost(space: SearchSpace, config: SearchConfig = SearchConfig(), n_s
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    search_step(model, w_opt, architect, x, y, x, y, config.w_lr, config.grad_clip,
-                precision)  # warm-up: kernel selection, allocations
-    times = []
-    with PeakMemory(device) as memory:
+    def median_step_seconds(alpha_update) -> float:
+        """Median seconds of ``repeats`` search steps (``alpha_update`` None: weights only)."""
+        times = []
         for _ in range(repeats):
             sync()
             start = time.perf_counter()
-            search_step(model, w_opt, architect, x, y, x, y, config.w_lr, config.grad_clip, precision)
+            search_step(model, w_opt, alpha_update, x, y, x, y, config.w_lr, config.grad_clip, precision)
             sync()
             times.append(time.perf_counter() - start)
+        return sorted(times)[len(times) // 2]
+
+    search_step(model, w_opt, architect, x, y, x, y, config.w_lr, config.grad_clip,
+                precision)  # warm-up: kernel selection, allocations
+    with PeakMemory(device) as memory:
+        step = median_step_seconds(architect)
+    # Warm-up epochs run weight steps only: cheaper.
+    weight_step = median_step_seconds(None) if n_search is not None and config.warmup_epochs else None
     model.eval()
     with torch.no_grad(), precision_context(device, precision):
         sync()
@@ -116,18 +123,6 @@ def estimate_cost(space: SearchSpace, config: SearchConfig = SearchConfig(), n_s
         model(x)
         sync()
         forward = time.perf_counter() - start
-    step = sorted(times)[len(times) // 2]
-    weight_step = None
-    if n_search is not None and config.warmup_epochs:  # warm-up epochs run weight steps only: cheaper
-        weight_times = []
-        model.train()
-        for _ in range(repeats):
-            sync()
-            start = time.perf_counter()
-            search_step(model, w_opt, None, x, y, x, y, config.w_lr, config.grad_clip, precision)
-            sync()
-            weight_times.append(time.perf_counter() - start)
-        weight_step = sorted(weight_times)[len(weight_times) // 2]
     out = {"device": str(device), "batch_size": batch_size, "order": order, "precision": precision,
            "parameters": count_parameters(model), "step_seconds": step, "forward_seconds": forward,
            "samples_per_second": batch_size / step, "peak_memory_bytes": memory.peak}
