@@ -53,9 +53,10 @@ def load_checkpoint(path: str | Path, identity: dict, stateful: dict, map_locati
         raise ValueError(f"{path} is a checkpoint of other settings; pick a new run folder or resume=False")
     for name, obj in stateful.items():
         obj.load_state_dict(checkpoint["state_dicts"][name])
-    torch.set_rng_state(checkpoint["rng"]["torch"])
+    # RNG states are CPU byte tensors whatever map_location moved the rest to.
+    torch.set_rng_state(checkpoint["rng"]["torch"].cpu())
     if "cuda" in checkpoint["rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in checkpoint["rng"]["cuda"]])
     return checkpoint["state"]
 
 

@@ -22,6 +22,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)
+    # cuDNN's autotuner and some of its kernels pick algorithms by timing or
+    # order atomics nondeterministically; these two settings keep a seeded
+    # GPU run repeatable (a resumed run equal to an uninterrupted one).
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

@@ -176,7 +176,9 @@ def accumulate(total: torch.Tensor | None, weight: torch.Tensor, out: torch.Tens
         return out * weight
     if total.dtype == out.dtype:
         return total.addcmul_(weight, out)
-    return torch.addcmul(total, weight, out)
+    # Mixed dtypes (autocast): CUDA's autocast rejects addcmul of these; plain
+    # arithmetic promotes.
+    return total + weight * out
 
 
 def op_output(edge: nn.Module, i: int, x: torch.Tensor, relu: torch.Tensor | None) -> torch.Tensor:
