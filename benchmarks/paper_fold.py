@@ -1,5 +1,5 @@
-"""One fold of the paper preset, search and retraining, timed against the
-cost estimate's projection.
+"""One fold of a preset (the paper's by default), search and retraining,
+timed against the cost estimate's projection.
 
 Reads the fold from a feature cache (the ``.npy`` / ``.csv`` pair that
 notebook 01 or :func:`emokit.features.extract` writes), so that it runs
@@ -7,12 +7,12 @@ where the corpus's audio is absent (a GPU machine, say). Prints the
 projection of :func:`emokit.search.budget.estimate_cost` for the search,
 then the measured seconds of every phase and their ratio to it.
 
-    python benchmarks/paper_fold.py --maps CACHE.npy [--fold 0] [--device auto]
-        [--out paper-fold] [--search-epochs 300] [--train-epochs 300]
+    python benchmarks/paper_fold.py --maps CACHE.npy [--preset paper] [--fold 0]
+        [--device auto] [--out paper-fold] [--search-epochs N] [--train-epochs N]
 
-``--maps``: a cache of the paper's maps (``FeatureConfig()``: MFCC, 8 s,
-128 x 128); ``emokit features emodb`` or notebook 01 with the paper preset
-writes one under ``results/features``. An interrupted run resumes from its
+``--maps``: a cache of the preset's maps (the paper's: ``FeatureConfig()``,
+MFCC, 8 s, 128 x 128), as notebook 01 of a grid of that preset writes under
+``results/features``. An interrupted run resumes from its
 checkpoints when started again with the same ``--out``.
 """
 from __future__ import annotations
@@ -42,26 +42,26 @@ from emokit.train import TrainConfig  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--maps", required=True, help="feature cache .npy (its .csv manifest lies beside it)")
+    parser.add_argument("--preset", default="paper", choices=sorted(PRESETS))
     parser.add_argument("--fold", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default="paper-fold")
-    parser.add_argument("--search-epochs", type=int, default=None, help="default: the paper preset's (300)")
-    parser.add_argument("--train-epochs", type=int, default=None, help="default: the paper preset's (300)")
+    parser.add_argument("--search-epochs", type=int, default=None, help="default: the preset's (paper: 300)")
+    parser.add_argument("--train-epochs", type=int, default=None, help="default: the preset's (paper: 300)")
     args = parser.parse_args()
 
-    preset = PRESETS["paper"]
+    preset = PRESETS[args.preset]
     maps_path = Path(args.maps)
     manifest_path = maps_path.with_suffix(".csv")
     if not manifest_path.is_file():
         sys.exit(f"{manifest_path} not found: a feature cache is a .npy with its .csv manifest beside it")
     maps = np.load(maps_path)
     manifest = pd.read_csv(manifest_path)
-    if maps.shape[1:] != (1, 128, 128):
-        sys.exit(f"{maps_path} holds maps of shape {maps.shape[1:]}; the paper preset uses 1 x 128 x 128 "
-                 "(FeatureConfig() maps)")
+    if len(maps) != len(manifest):
+        sys.exit(f"{maps_path} holds {len(maps)} maps but {manifest_path} {len(manifest)} rows: not one cache")
     fold = make_folds(manifest)[args.fold]
     data = fold_data(maps, manifest, fold, normalization=preset["normalization"],
-                     feature_config=FeatureConfig())
+                     feature_config=FeatureConfig.from_dict(preset["features"]))
 
     search = SearchConfig.from_dict({**preset["search"], "device": args.device})
     if args.search_epochs is not None:
@@ -79,7 +79,7 @@ def main() -> None:
 
     out = Path(args.out)
     start = time.perf_counter()
-    result = search_fold(data, out / "search", space, search, progress=True)
+    result = search_fold(data, out / "search", space, search, progress=True)  # raises if the maps do not fit
     search_seconds = time.perf_counter() - start
     start = time.perf_counter()
     metrics = retrain_fold(data, out / "retrain", search_dir=out / "search", train=train, net=preset["net"],
