@@ -193,6 +193,8 @@ def main() -> None:
           + (f"{n_search} maps (weight half {n_search // 2})" if n_search else "corpus not found, no epoch time")
           + "\n")
     header = f"{'configuration':48s} {'s/step':>7s} {'samples/s':>9s} {'fwd s':>6s} {'peak GiB':>8s} {'weights M':>9s} {'epoch s':>8s}"
+    if args.authors_code:
+        header += " vs authors' (before)"
     print(header)
     print("-" * len(header))
     results = {}
@@ -206,8 +208,12 @@ def main() -> None:
         results[name] = cost
         peak = cost["peak_memory_bytes"] / 2**30 if cost["peak_memory_bytes"] else float("nan")
         epoch = f"{-(-(n_search // 2) // options['batch_size']) * cost['step_seconds']:8.0f}" if n_search else f"{'-':>8s}"
+        # The ratio to the authors' step timed before this row, printed as it
+        # comes, so that a run cut short by a time limit keeps its ratios.
+        before = results.get(f"authors' code, batch {cost['batch_size']} (before)")
+        so_far = f" {before['step_seconds'] / cost['step_seconds']:5.2f}x" if before and "authors" not in options else ""
         print(f"{name:48s} {cost['step_seconds']:7.3f} {cost['samples_per_second']:9.2f} "
-              f"{cost['forward_seconds']:6.3f} {peak:8.2f} {cost['parameters'] / 1e6:9.2f} {epoch}")
+              f"{cost['forward_seconds']:6.3f} {peak:8.2f} {cost['parameters'] / 1e6:9.2f} {epoch}{so_far}")
     print()
     # The authors' step per batch size: the mean of their runs before and after emokit's rows.
     theirs: dict[int, list[float]] = {}
