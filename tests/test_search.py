@@ -284,10 +284,27 @@ def test_cost_estimate_reports_parameters_time_and_projection():
     assert cost["steps_per_epoch"] == 5
     assert cost["total_seconds"] == pytest.approx(cost["epoch_seconds"] * 3)
     assert "M weights" in format_cost(cost)
-    # Warm-up epochs train only the weights: they are timed as such.
+
+
+def test_cost_estimate_times_warm_up_epochs_as_weight_only_steps(monkeypatch):
+    # A fake clock that a full step (alphas + weights) advances by 3 s and a
+    # weight-only step by 1 s: the projection must use each where it belongs,
+    # whatever the real step times on a busy machine.
+    from emokit.search import budget
+
+    clock = {"now": 0.0}
+    real_step = budget.search_step
+
+    def timed_step(model, w_opt, alpha_update, *args):
+        clock["now"] += 3.0 if alpha_update is not None else 1.0
+        return real_step(model, w_opt, alpha_update, *args)
+
+    monkeypatch.setattr(budget, "time", type("FakeTime", (), {"perf_counter": staticmethod(lambda: clock["now"])}))
+    monkeypatch.setattr(budget, "search_step", timed_step)
     warm = estimate_cost(TINY, SearchConfig(batch_size=4, epochs=3, warmup_epochs=2), n_search=40, repeats=3)
-    assert 0 < warm["warmup_epoch_seconds"] < warm["epoch_seconds"]
-    assert warm["total_seconds"] == pytest.approx(2 * warm["warmup_epoch_seconds"] + warm["epoch_seconds"])
+    assert warm["step_seconds"] == 3.0 and warm["steps_per_epoch"] == 5
+    assert warm["epoch_seconds"] == 15.0 and warm["warmup_epoch_seconds"] == 5.0
+    assert warm["total_seconds"] == pytest.approx(2 * 5.0 + 15.0)
     assert "per warm-up epoch (weights only)" in format_cost(warm)
 
 
