@@ -27,10 +27,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 
 from emokit.experiments import PRESETS  # noqa: E402
-from emokit.features import FeatureConfig  # noqa: E402
+from emokit.features import FeatureConfig, read_cache  # noqa: E402
 from emokit.fold_data import fold_data  # noqa: E402
 from emokit.pipeline import retrain_fold, search_fold, search_space_for  # noqa: E402
 from emokit.search.budget import estimate_cost  # noqa: E402
@@ -51,17 +50,11 @@ def main() -> None:
     args = parser.parse_args()
 
     preset = PRESETS[args.preset]
-    maps_path = Path(args.maps)
-    manifest_path = maps_path.with_suffix(".csv")
-    if not manifest_path.is_file():
-        sys.exit(f"{manifest_path} not found: a feature cache is a .npy with its .csv manifest beside it")
-    maps = np.load(maps_path)
-    manifest = pd.read_csv(manifest_path)
-    if len(maps) != len(manifest):
-        sys.exit(f"{maps_path} holds {len(maps)} maps but {manifest_path} {len(manifest)} rows: not one cache")
+    features = FeatureConfig.from_dict(preset["features"])
+    maps, manifest = read_cache(args.maps, features)  # raises if the maps are not the preset's
     fold = make_folds(manifest)[args.fold]
     data = fold_data(maps, manifest, fold, normalization=preset["normalization"],
-                     feature_config=FeatureConfig.from_dict(preset["features"]))
+                     feature_config=features)
 
     search = SearchConfig.from_dict({**preset["search"], "device": args.device})
     if args.search_epochs is not None:

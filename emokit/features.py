@@ -313,6 +313,15 @@ def _save_cache(features, manifest, skipped, npy: Path, csv: Path, skipped_json:
     atomic_write_bytes(skipped_json, skipped.to_json(orient="records").encode())
 
 
+def read_cache(npy: str | Path, config: FeatureConfig = FeatureConfig()) -> tuple[np.ndarray, pd.DataFrame]:
+    """The maps and manifest of a feature cache written by :func:`extract`
+    (``<key>.npy`` with ``<key>.csv`` and ``<key>.skipped.json`` beside it),
+    read as :func:`extract` reads them back: speaker and session stay
+    strings, so the folds made from the manifest are the runner's."""
+    npy = Path(npy)
+    return _load_cache(npy, npy.with_suffix(".csv"), npy.with_name(npy.stem + ".skipped.json"), config)
+
+
 def _load_cache(npy: Path, csv: Path, skipped_json: Path, config: FeatureConfig) -> tuple[np.ndarray, pd.DataFrame]:
     """The cached maps and manifest, checked against each other and the config."""
     features = np.load(npy)

@@ -16,7 +16,8 @@ import soundfile
 
 from emokit import features as F
 from emokit.data import MANIFEST_COLUMNS, skipped_files
-from emokit.features import FEATURE_KINDS, FeatureConfig, Normalizer, cache_key, extract, feature_map, fix_length, load_audio
+from emokit.features import (FEATURE_KINDS, FeatureConfig, Normalizer, cache_key, extract, feature_map, fix_length,
+                             load_audio, read_cache)
 from emokit.fold_data import fold_data
 from emokit.splits import ROLES, make_folds
 
@@ -297,6 +298,14 @@ def test_second_call_loads_from_the_cache(synth, tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(cached_manifest, manifest)  # speaker "01" stays a string
     assert cached_manifest.attrs["skipped"] == []
     assert {p: p.stat().st_mtime_ns for p in cache.iterdir() if p.suffix != ".lock"} == mtimes
+
+    # read_cache: the same maps and manifest from the .npy path alone (what a
+    # script on a machine without the audio reads), speakers still strings.
+    read_maps, read_manifest = read_cache(cache / f"synth-mfcc-{key}.npy", SMALL)
+    np.testing.assert_array_equal(read_maps, maps)
+    pd.testing.assert_frame_equal(read_manifest, manifest)
+    with pytest.raises(ValueError, match="expected"):
+        read_cache(cache / f"synth-mfcc-{key}.npy", FeatureConfig())  # the paper's 128 x 128 maps are not these
 
 
 def test_cache_survives_a_skipped_file(synth, tmp_path, monkeypatch):

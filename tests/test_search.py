@@ -306,6 +306,12 @@ def test_cost_estimate_times_warm_up_epochs_as_weight_only_steps(monkeypatch):
     assert warm["epoch_seconds"] == 15.0 and warm["warmup_epoch_seconds"] == 5.0
     assert warm["total_seconds"] == pytest.approx(2 * 5.0 + 15.0)
     assert "per warm-up epoch (weights only)" in format_cost(warm)
+    # 22 weight-half rows in batches of 4: 5 full steps and a last one of 2
+    # rows, timed on its own; 21 rows: the last row joins the batch before it.
+    ragged = estimate_cost(TINY, SearchConfig(batch_size=4, epochs=3, warmup_epochs=2), n_search=44, repeats=3)
+    assert ragged["steps_per_epoch"] == 6 and ragged["epoch_seconds"] == 18.0 and ragged["warmup_epoch_seconds"] == 6.0
+    merged = estimate_cost(TINY, SearchConfig(batch_size=4, epochs=3, warmup_epochs=2), n_search=42, repeats=3)
+    assert merged["steps_per_epoch"] == 5 and merged["epoch_seconds"] == 15.0
 
 
 def test_recomputing_edges_and_the_plain_reference_give_the_same_gradients():

@@ -3,7 +3,6 @@ time of a search configuration, measured on the chosen device before the
 search starts (the paper's section VI-A: supernets run out of memory)."""
 from __future__ import annotations
 
-import math
 import time
 
 import torch
@@ -99,13 +98,15 @@ def estimate_cost(space: SearchSpace, config: SearchConfig = SearchConfig(), n_s
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    def median_step_seconds(alpha_update) -> float:
-        """Median seconds of ``repeats`` search steps (``alpha_update`` None: weights only)."""
+    def median_step_seconds(alpha_update, rows: int = batch_size) -> float:
+        """Median seconds of ``repeats`` search steps on ``rows`` maps
+        (``alpha_update`` None: weights only)."""
+        xs, ys = x[:rows], y[:rows]
         times = []
         for _ in range(repeats):
             sync()
             start = time.perf_counter()
-            search_step(model, w_opt, alpha_update, x, y, x, y, config.w_lr, config.grad_clip, precision)
+            search_step(model, w_opt, alpha_update, xs, ys, xs, ys, config.w_lr, config.grad_clip, precision)
             sync()
             times.append(time.perf_counter() - start)
         return sorted(times)[len(times) // 2]
@@ -127,12 +128,21 @@ def estimate_cost(space: SearchSpace, config: SearchConfig = SearchConfig(), n_s
            "parameters": count_parameters(model), "step_seconds": step, "forward_seconds": forward,
            "samples_per_second": batch_size / step, "peak_memory_bytes": memory.peak}
     if n_search is not None:
-        n_weight_half = max(1, int(round(n_search * (1 - config.alpha_fraction))))
-        steps = math.ceil(n_weight_half / batch_size)
-        out["steps_per_epoch"] = steps - 1 if steps > 1 and n_weight_half % batch_size == 1 else steps  # see epoch_batches
-        out["epoch_seconds"] = out["steps_per_epoch"] * step
+        n_weight_half = max(2, int(round(n_search * (1 - config.alpha_fraction))))
+        full, rest = divmod(n_weight_half, batch_size)
+        if rest == 1 and full:
+            rest = 0  # a last row of its own joins the batch before it (resume.epoch_batches)
+        # The last, smaller batch is timed on its own: its cost is neither a
+        # full step's (CPU: nearly proportional to the rows) nor nothing (GPU:
+        # nearly constant per step).
+        model.train()
+        last_step = median_step_seconds(architect, rest) if rest else 0.0
+        last_weight_step = median_step_seconds(None, rest) if rest and weight_step is not None else last_step
+        out["steps_per_epoch"] = full + (1 if rest else 0)
+        out["epoch_seconds"] = full * step + last_step
         warmup = min(config.warmup_epochs, config.epochs)
-        out["warmup_epoch_seconds"] = out["steps_per_epoch"] * (weight_step if weight_step is not None else step)
+        out["warmup_epoch_seconds"] = (full * weight_step + last_weight_step if weight_step is not None
+                                       else out["epoch_seconds"])
         out["total_seconds"] = out["warmup_epoch_seconds"] * warmup + out["epoch_seconds"] * (config.epochs - warmup)
     return out
 
