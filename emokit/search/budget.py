@@ -3,10 +3,12 @@ time of a search configuration, measured on the chosen device before the
 search starts (the paper's section VI-A: supernets run out of memory)."""
 from __future__ import annotations
 
+import math
 import time
 
 import torch
 
+from emokit.resume import epoch_batches
 from emokit.search.architect import Architect, precision_context, search_step
 from emokit.search.loop import SearchConfig
 from emokit.search.supernet import SearchSpace, Supernet, count_parameters
@@ -128,10 +130,12 @@ def estimate_cost(space: SearchSpace, config: SearchConfig = SearchConfig(), n_s
            "parameters": count_parameters(model), "step_seconds": step, "forward_seconds": forward,
            "samples_per_second": batch_size / step, "peak_memory_bytes": memory.peak}
     if n_search is not None:
-        n_weight_half = max(2, int(round(n_search * (1 - config.alpha_fraction))))
-        full, rest = divmod(n_weight_half, batch_size)
-        if rest == 1 and full:
-            rest = 0  # a last row of its own joins the batch before it (resume.epoch_batches)
+        # The loop's own rules: sklearn's split puts ceil(n * fraction) rows in
+        # the alpha half (loop._split_halves), and epoch_batches cuts the rest.
+        n_weight_half = max(2, n_search - math.ceil(n_search * config.alpha_fraction))
+        sizes = [len(b) for b in epoch_batches(n_weight_half, batch_size, torch.Generator())]
+        rest = sizes[-1] if sizes[-1] < batch_size else 0
+        full = len(sizes) - (1 if rest else 0)
         # The last, smaller batch is timed on its own: its cost is neither a
         # full step's (CPU: nearly proportional to the rows) nor nothing (GPU:
         # nearly constant per step).
