@@ -231,7 +231,13 @@ def _demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="folder holding the corpora (default: $EMOKIT_DATA)")
     parser.add_argument("--out", default=None, help="results folder (default: as for emokit run)")
     parser.add_argument("--workers", type=int, default=None,
-                        help="run on a local Dask cluster of N worker processes (default 1: in this process)")
+                        help="run on a local Dask cluster of N worker processes of one thread each (default: one "
+                             f"per CPU core, at most {DEMO_MAX_WORKERS}; 1: in this process)")
+
+
+# Small networks use one core poorly: on 2 cores, two one-thread processes
+# run the demo's 30 runs faster than one process of two threads (docs/benchmarks.md).
+DEMO_MAX_WORKERS = 8
 
 
 @command("demo", "the whole pipeline on EmoDB with the quick preset: features, search on every fold, "
@@ -243,7 +249,8 @@ def run_demo(args: argparse.Namespace) -> int:
 
     data = args.data or os.environ.get("EMOKIT_DATA")
     run_summary(argparse.Namespace(data=data, corpora=["emodb", "emovo"]))
-    grid = make_grid("quick", corpora=["emodb"], data_root=data, results_dir=args.out, workers=args.workers)
+    workers = args.workers or max(1, min(os.cpu_count() or 1, DEMO_MAX_WORKERS))
+    grid = make_grid("quick", corpora=["emodb"], data_root=data, results_dir=args.out, workers=workers)
     return _run_and_report(grid, compare_after=True)
 
 

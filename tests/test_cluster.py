@@ -254,3 +254,18 @@ def test_a_killed_worker_s_run_is_retried_and_resumes(datasets_root, tmp_path):
     assert info["status"] == "done" and info["attempt"] == 2, info  # retried once, on the spare worker
     log = pd.read_csv(retrain / "log.csv")
     assert log["epoch"].tolist() == [1, 2, 3, 4] and 1 <= killed_after < 4  # resumed: no epoch twice
+
+
+@pytest.mark.parametrize("cores, given, expected", [(2, None, 2), (1, None, 1), (64, None, 8), (2, 1, 1)])
+def test_the_demo_runs_one_single_thread_worker_per_core(monkeypatch, tmp_path, cores, given, expected):
+    import argparse
+
+    from emokit import cli
+
+    grids = []
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(cli, "run_summary", lambda args: 0)
+    monkeypatch.setattr(cli, "_run_and_report", lambda grid, compare_after: grids.append(grid) or 0)
+    assert cli.run_demo(argparse.Namespace(data=str(tmp_path), out=str(tmp_path), workers=given)) == 0
+    assert grids[0].workers == expected and grids[0].scopes == ["emodarts"] and grids[0].corpora == ["emodb"]
+    assert {"random", "classical"} <= set(grids[0].baselines) and grids[0].seeds == [0]

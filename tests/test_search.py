@@ -62,6 +62,43 @@ def test_max_pool_keeping_its_input_matches_torchs(stride):
     assert torch.autograd.gradcheck(lambda t: MaxPool(3, stride, 1)(t), (x,))
 
 
+@pytest.mark.parametrize("kernel, stride, dilation, padding", [(3, 1, 1, 1), (5, 1, 2, 4), (7, 1, 1, 1), (3, 2, 2, 2),
+                                                               (5, 2, 2, 4), (3, 3, 3, 1)])
+@pytest.mark.parametrize("size", [(11, 9), (12, 8)])
+def test_depthwise_conv_with_faster_gradients_matches_torchs(kernel, stride, dilation, padding, size):
+    from emokit.search.speed import DepthwiseConv2d
+
+    torch.manual_seed(0)
+    reference = torch.nn.Conv2d(4, 4, kernel, stride, padding, dilation=dilation, groups=4, bias=False).double()
+    ours = speed.accelerate(torch.nn.Sequential(reference))[0]
+    assert type(ours) is DepthwiseConv2d
+    x = torch.randn(3, 4, *size, dtype=torch.float64, requires_grad=True)
+    torch.testing.assert_close(ours(x), torch.nn.functional.conv2d(x, ours.weight, None, stride, padding, dilation, 4))
+    assert torch.autograd.gradcheck(ours, (x,))
+    assert torch.autograd.gradgradcheck(ours, (x,))  # second-order DARTS differentiates the backward
+    for layout in (torch.contiguous_format, torch.channels_last):  # the layouts the speed path meets
+        x32 = x.detach().float().contiguous(memory_format=layout).requires_grad_(True)
+        fast = ours.float().to(memory_format=layout)
+        plain = torch.nn.Conv2d(4, 4, kernel, stride, padding, dilation=dilation, groups=4, bias=False)
+        plain.load_state_dict(fast.state_dict())
+        outs = [m(x32) for m in (fast, plain)]
+        assert outs[0].is_contiguous(memory_format=layout)
+        grads = [torch.autograd.grad(out.square().sum(), (x32, m.weight)) for out, m in zip(outs, (fast, plain))]
+        for a, b in zip(*grads):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_only_depthwise_convs_of_stride_one_or_of_their_dilation_take_the_faster_path():
+    from emokit.search.speed import DepthwiseConv2d
+
+    convs = torch.nn.Sequential(torch.nn.Conv2d(4, 4, 3, 1, 1, groups=4, bias=False),
+                                torch.nn.Conv2d(4, 4, 3, 2, 2, dilation=2, groups=4, bias=False),
+                                torch.nn.Conv2d(4, 4, 3, 2, 1, groups=4, bias=False),  # strided, undilated
+                                torch.nn.Conv2d(4, 8, 1, bias=False),  # pointwise
+                                torch.nn.Conv2d(4, 4, 3, 1, 1, groups=4, bias=True))  # bias
+    assert [type(m) is DepthwiseConv2d for m in speed.accelerate(convs)] == [True, True, False, False, False]
+
+
 @pytest.mark.parametrize("size", [8, 9])
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
 def test_factorized_reduce_as_one_conv_matches_even_and_odd_grids(size, layout):
