@@ -1,6 +1,6 @@
 """How much do emokit's depthwise convolution gradients save on the CPU?
 
-    python benchmarks/depthwise_conv.py [--threads 1] [--repeats 10]
+    python benchmarks/depthwise_conv.py [--threads 1] [--repeats 10] [--paper]
 
 oneDNN's backward kernels for depthwise convolutions (DARTS' ``sep_conv``
 and ``dil_conv``) are slow on the CPU, dilated ones most of all.
@@ -13,7 +13,9 @@ alternating the two in one process:
   ``nn.Conv2d`` and of ``DepthwiseConv2d``, and their ratio;
 * one training step of the quick preset's genome network (a fixed genome
   with every depthwise op of the space) at batch 32, and one first-order
-  search step of the quick preset's supernet, with the faster layer on and off.
+  search step of the quick preset's supernet, with the faster layer on and off;
+  with ``--paper`` also a first-order step of the paper's supernet at batch 16
+  (about 20 s a step here).
 
 Nothing is asserted; the tests check that both give the same outputs and
 gradients.
@@ -102,17 +104,21 @@ def genome_step_ms(on: bool, repeats: int) -> float:
     return median_ms(step, repeats)
 
 
-def search_step_ms(on: bool, repeats: int) -> float:
-    quick = PRESETS["quick"]
-    space = SearchSpace(**quick["space"]).replace(input_shape=(128, 64))
+def search_step_ms(on: bool, repeats: int, preset: str = "quick") -> float:
+    if preset == "quick":
+        quick = PRESETS["quick"]
+        space, config = SearchSpace(**quick["space"]).replace(input_shape=(128, 64)), SearchConfig(**quick["search"])
+    else:  # the paper's supernet at batch 16, as benchmarks/search_step.py times it
+        space, config = SearchSpace(), SearchConfig(batch_size=16)
     with faster_depthwise(on):
-        return 1000 * estimate_cost(space, SearchConfig(**quick["search"]), repeats=repeats)["step_seconds"]
+        return 1000 * estimate_cost(space, config, repeats=repeats)["step_seconds"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--paper", action="store_true", help="also time the paper's supernet (slow)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s), median of {args.repeats}; ms per forward + backward")
@@ -121,9 +127,12 @@ def main() -> None:
         plain, fast = layer_ms(shape, False, args.repeats), layer_ms(shape, True, args.repeats)
         label = f"{shape[0]} x {shape[1]} x {shape[2]}, {shape[3]}x{shape[3]}, {shape[4]}, {shape[5]}"
         print(f"{label:54s} {plain:10.1f} {fast:8.1f} {plain / fast:5.2f}x")
-    for name, measure in (("quick genome net, training step, batch 32", genome_step_ms),
-                          ("quick supernet, first-order search step, batch 32", search_step_ms)):
-        plain, fast = measure(False, args.repeats), measure(True, args.repeats)
+    rows = [("quick genome net, training step, batch 32", genome_step_ms, {}),
+            ("quick supernet, first-order search step, batch 32", search_step_ms, {})]
+    if args.paper:
+        rows.append(("paper supernet, first-order search step, batch 16", search_step_ms, {"preset": "paper"}))
+    for name, measure, options in rows:
+        plain, fast = measure(False, args.repeats, **options), measure(True, args.repeats, **options)
         print(f"{name:54s} {plain:10.1f} {fast:8.1f} {plain / fast:5.2f}x")
 
 
