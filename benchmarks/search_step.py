@@ -121,13 +121,14 @@ def measure_authors(directory: str, batch_size: int, order: str, repeats: int, d
 
 def emodb_search_rows() -> int | None:
     """Rows of EmoDB fold 0's search set (None where the corpus is absent)."""
-    from emokit.data import load_corpus
+    from emokit.data import corpus_root, load_corpus
     from emokit.splits import make_folds
 
-    root = Path(os.environ.get("EMOKIT_DATA", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
-    if not (root / "emodb" / "wav").is_dir():
+    # As the Makefile: $EMOKIT_DATA, else the shared copy beside the checkout.
+    root = corpus_root("emodb", os.environ.get("EMOKIT_DATA") or Path(__file__).resolve().parents[2] / "shared" / "datasets")
+    if not (root / "wav").is_dir():
         return None
-    manifest = load_corpus("emodb", root / "emodb", check_audio=False)
+    manifest = load_corpus("emodb", root, check_audio=False)
     return len(make_folds(manifest)[0].indices("search"))
 
 
