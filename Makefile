@@ -9,6 +9,8 @@ export EMOKIT_DATA
 # Two cores: two pytest-xdist workers with one BLAS/OpenMP thread each (more
 # threads than cores make OpenMP spin and run many times slower).
 TEST_WORKERS ?= 2
+# Extra options of `emokit demo`, e.g. DEMO_ARGS=--workers=1 (default: one worker per core).
+DEMO_ARGS ?=
 
 .PHONY: help install graphviz demo test bench accuracy notebooks clean
 
@@ -40,7 +42,7 @@ graphviz:
 
 demo: install
 	@[ -d "$(EMOKIT_DATA)/emodb/wav" ] || $(PY) -m emokit.cli download emodb --data "$(EMOKIT_DATA)"
-	$(PY) -m emokit.cli demo --data "$(EMOKIT_DATA)" --out results
+	$(PY) -m emokit.cli demo --data "$(EMOKIT_DATA)" --out results $(DEMO_ARGS)
 
 test: install
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_WORKERS) --durations=15 $(PYTEST_ARGS)
