@@ -227,6 +227,11 @@ def run_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+# Small networks use one core poorly: on 2 cores, two one-thread processes
+# run the demo's 30 runs faster than one process of two threads (docs/benchmarks.md).
+DEMO_MAX_WORKERS = 8
+
+
 def _demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="folder holding the corpora (default: $EMOKIT_DATA)")
     parser.add_argument("--out", default=None, help="results folder (default: as for emokit run)")
@@ -234,10 +239,6 @@ def _demo_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run on a local Dask cluster of N worker processes of one thread each (default: one "
                              f"per CPU core, at most {DEMO_MAX_WORKERS}; 1: in this process)")
 
-
-# Small networks use one core poorly: on 2 cores, two one-thread processes
-# run the demo's 30 runs faster than one process of two threads (docs/benchmarks.md).
-DEMO_MAX_WORKERS = 8
 
 
 @command("demo", "the whole pipeline on EmoDB with the quick preset: features, search on every fold, "

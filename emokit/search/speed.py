@@ -121,6 +121,11 @@ class DetourPoolBN(PoolBN):
         return super().forward(x)
 
 
+def _layout(x: torch.Tensor) -> torch.memory_format:
+    """The memory format ``x`` is dense in: channels-last or NCHW."""
+    return torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+
+
 class _DepthwiseConvForwardBackward(torch.autograd.Function):
     """A depthwise convolution of stride 1 whose input gradient is computed
     as a forward convolution of the output gradient with the flipped kernel
@@ -141,8 +146,7 @@ class _DepthwiseConvForwardBackward(torch.autograd.Function):
         groups = weight.shape[0]
         # An expanded or oddly strided gradient (e.g. of a sum) would send the
         # convolutions below down a slow path.
-        layout = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
-        grad = grad.contiguous(memory_format=layout)
+        grad = grad.contiguous(memory_format=_layout(x))
         grad_x = grad_weight = None
         if ctx.needs_input_grad[0]:
             full = [d * (k - 1) - p for d, k, p in zip(dilation, weight.shape[2:], padding)]
@@ -176,8 +180,7 @@ class DepthwiseConv2d(nn.Conv2d):
             return _DepthwiseConvForwardBackward.apply(x, self.weight, self.padding, self.dilation)
         (ph, pw), (dh, dw) = self.padding, self.dilation
         grid = nn.functional.pad(x, (pw, pw, ph, ph))[:, :, ::dh, ::dw]
-        layout = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
-        return nn.functional.conv2d(grid.contiguous(memory_format=layout), self.weight, None, 1, 0, 1, self.groups)
+        return nn.functional.conv2d(grid.contiguous(memory_format=_layout(x)), self.weight, None, 1, 0, 1, self.groups)
 
 
 def _fast_depthwise(conv: nn.Conv2d) -> bool:
