@@ -3,14 +3,14 @@ time of a search configuration, measured on the chosen device before the
 search starts (the paper's section VI-A: supernets run out of memory)."""
 from __future__ import annotations
 
-import math
 import time
 
+import numpy as np
 import torch
 
 from emokit.resume import epoch_batches
 from emokit.search.architect import Architect, precision_context, search_step
-from emokit.search.loop import SearchConfig
+from emokit.search.loop import SearchConfig, split_halves
 from emokit.search.supernet import SearchSpace, Supernet, count_parameters
 from emokit.utils import resolve_device, reuse_freed_memory
 
@@ -61,6 +61,14 @@ def _reset_hwm() -> int | None:
         return _status_kb("VmRSS") * 1024
     except (OSError, KeyError):
         return None
+
+
+def weight_half_batches(n_search: int, config: SearchConfig) -> list[int]:
+    """Sizes of one search epoch's batches, by the loop's own rules: the
+    weight half of ``n_search`` rows (:func:`~emokit.search.loop.split_halves`)
+    cut by :func:`~emokit.resume.epoch_batches` at ``config.batch_size``."""
+    weight_half, _ = split_halves(np.zeros(n_search, dtype=int), config.alpha_fraction, config.seed)
+    return [len(b) for b in epoch_batches(len(weight_half), config.batch_size, torch.Generator())]
 
 
 def estimate_cost(space: SearchSpace, config: SearchConfig = SearchConfig(), n_search: int | None = None,
@@ -130,10 +138,7 @@ def estimate_cost(space: SearchSpace, config: SearchConfig = SearchConfig(), n_s
            "parameters": count_parameters(model), "step_seconds": step, "forward_seconds": forward,
            "samples_per_second": batch_size / step, "peak_memory_bytes": memory.peak}
     if n_search is not None:
-        # The loop's own rules: sklearn's split puts ceil(n * fraction) rows in
-        # the alpha half (loop._split_halves), and epoch_batches cuts the rest.
-        n_weight_half = max(2, n_search - math.ceil(n_search * config.alpha_fraction))
-        sizes = [len(b) for b in epoch_batches(n_weight_half, batch_size, torch.Generator())]
+        sizes = weight_half_batches(n_search, config)
         rest = sizes[-1] if sizes[-1] < batch_size else 0
         full = len(sizes) - (1 if rest else 0)
         # The last, smaller batch is timed on its own: its cost is neither a

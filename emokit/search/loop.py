@@ -94,7 +94,9 @@ class SearchInterrupted(RuntimeError):
     """Raised by a callback to stop a search after a checkpoint (tests, notebooks)."""
 
 
-def _split_halves(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def split_halves(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices of the weight half and the alpha half (``fraction`` of the
+    rows), stratified by label where every label has two rows or more."""
     idx = np.arange(len(y))
     counts = np.bincount(y)
     stratify = y if counts[counts > 0].min() >= 2 else None
@@ -151,7 +153,7 @@ def run_search(
                              weight_decay=config.alpha_weight_decay)
     architect = Architect(model, a_opt, config.order, config.w_momentum, config.w_weight_decay)
 
-    w_idx, a_idx = _split_halves(np.asarray(y), config.alpha_fraction, config.seed)
+    w_idx, a_idx = split_halves(np.asarray(y), config.alpha_fraction, config.seed)
     tensor_x = torch.as_tensor(x).to(device).contiguous(memory_format=memory_format)
     tensor_y = torch.as_tensor(np.asarray(y), dtype=torch.long).to(device)
     x_w, y_w, x_a, y_a = tensor_x[w_idx], tensor_y[w_idx], tensor_x[a_idx], tensor_y[a_idx]
