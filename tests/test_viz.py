@@ -468,7 +468,7 @@ def text_overlaps(fig: Figure) -> list[str]:
     return problems
 
 
-def test_figure_7_and_the_live_heatmap_have_no_overlapping_or_cut_text():
+def test_figure_7_and_the_live_heatmap_have_no_overlapping_or_cut_text(tmp_path):
     from emokit.viz.live import LiveMonitor
     from emokit.viz.results import ua_std_scatter
 
@@ -478,12 +478,24 @@ def test_figure_7_and_the_live_heatmap_have_no_overlapping_or_cut_text():
                           "ua_std": [7, 7.2, 3.5, 18, 7.5, 2.4, 5, 5.1, 5, 8, 7.6, 10.5],
                           "parameters": [57000, 60000, 324, 35000, 285000, 351000] * 2})
     assert text_overlaps(ua_std_scatter(table)) == []
-    monitor = LiveMonitor(live=False)
+    monitor = LiveMonitor(frames_dir=tmp_path, live=False)
     monitor({"epoch": 3, "row": {"epoch": 3, "lr": 0.02, "seconds": 12.0, "weight_loss": 1.0, "alpha_acc": 0.5},
              "snapshot": random_snapshot(), "ops": OPS})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["alphas_epoch003.png", "curves_epoch003.png"]
     assert monitor.alpha_fig.get_suptitle() == "softmax(alpha) after epoch 3"
     assert text_overlaps(monitor.alpha_fig) == []
     assert text_overlaps(monitor.curve_fig) == []
+
+
+def test_a_monitor_nobody_sees_keeps_the_rows_and_draws_nothing():
+    from emokit.viz.live import LiveMonitor
+
+    monitor = LiveMonitor(live=False)
+    for epoch in (1, 2):
+        monitor({"epoch": epoch, "row": {"epoch": epoch, "lr": 0.02, "weight_loss": 1.0, "name": "x"},
+                 "snapshot": random_snapshot(), "ops": OPS})
+    assert monitor.rows == [{"epoch": 1, "lr": 0.02, "weight_loss": 1.0}, {"epoch": 2, "lr": 0.02, "weight_loss": 1.0}]
+    assert monitor.alpha_fig is None and monitor.curve_fig.axes == []
 
 
 def test_fold_and_epoch_axes_have_whole_number_ticks():

@@ -31,6 +31,8 @@ class LiveMonitor:
     ----------
     frames_dir : folder for one PNG per epoch (None: save nothing)
     live : show and update the pictures in the notebook
+
+    With neither, it only collects the epochs' rows (``rows``) and draws nothing.
     """
 
     def __init__(self, frames_dir: str | Path | None = None, live: bool = True):
@@ -49,6 +51,8 @@ class LiveMonitor:
     def __call__(self, record: dict) -> None:
         row = record.get("row", record)
         self.rows.append({k: v for k, v in row.items() if isinstance(v, (int, float))})
+        if self.frames_dir is None and self.output is None:
+            return  # nobody would see the pictures: drawing them cost about 0.6 s an epoch
         images = []
         if "snapshot" in record:
             self.alpha_fig = alpha_heatmaps(record["snapshot"], record["ops"], fig=self.alpha_fig)
