@@ -184,11 +184,15 @@ def n_folds(corpus: str, data_root: str | None) -> int:
 
 
 def plan(grid: Grid) -> list[Run]:
-    """Every run of the grid, DARTS runs first."""
+    """Every run of the grid, the longest first: DARTS runs, the random control
+    (retrained like a searched genome), then the other baselines. A cluster
+    starts runs in this order, so its last runs are short ones and no
+    worker idles long while another finishes."""
     runs = []
+    baselines = sorted(grid.baselines, key=lambda name: name != "random")
     for corpus in grid.corpora:
         folds = grid.folds if grid.folds is not None else list(range(n_folds(corpus, grid.data_root)))
-        for kind, names in (("darts", grid.scopes), ("baseline", grid.baselines)):
+        for kind, names in (("darts", grid.scopes), ("baseline", baselines)):
             for name in names:
                 for fold in folds:
                     for seed in grid.seeds:

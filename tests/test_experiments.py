@@ -49,11 +49,12 @@ def test_grid_from_yaml(tmp_path):
     assert grid.seeds == [1, 2]
 
 
-def test_plan_covers_every_fold_of_emodb(datasets_root, tmp_path):
-    grid = make_grid("quick", data_root=str(datasets_root), results_dir=str(tmp_path), baselines=["cnn"])
+def test_plan_covers_every_fold_of_emodb_longest_runs_first(datasets_root, tmp_path):
+    grid = make_grid("quick", data_root=str(datasets_root), results_dir=str(tmp_path), baselines=["cnn", "random"])
     runs = plan(grid)
-    assert len(runs) == 5 + 5
+    assert len(runs) == 5 + 5 + 5
     assert {r.fold for r in runs} == set(range(5))
+    assert [r.name for r in runs] == ["emodarts"] * 5 + ["random"] * 5 + ["cnn"] * 5
 
 
 @pytest.mark.slow
