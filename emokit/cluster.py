@@ -144,11 +144,15 @@ def run_on_dask(grid: Grid, corpora: list[str], runs: list[Run], run_features: C
         gpu = _wants_gpu(grid, client)
         resources = {"GPU": 1} if gpu else None
         features = {corpus: client.submit(run_features, grid, corpus, thread_env(threads),
-                                          key=f"emokit-features-{corpus}-{os.getpid()}", pure=False)
+                                          key=f"emokit-features-{corpus}-{os.getpid()}", pure=False,
+                                          priority=len(runs) + 1)
                     for corpus in corpora}
+        # Runs start in the order given (Dask's own order of tasks that become
+        # ready together is not that): the plan puts the longest first.
         futures = {client.submit(_run_task, run_one, grid, run, threads, gpu and local, features[run.corpus],
                                  key=f"emokit-{run.corpus}-{run.name}-fold{run.fold}-seed{run.seed}-{os.getpid()}",
-                                 pure=False, resources=resources): run for run in runs}
+                                 pure=False, resources=resources, priority=len(runs) - i): run
+                   for i, run in enumerate(runs)}
         for future in features.values():
             for line in future.result():
                 say(line)

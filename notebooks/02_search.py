@@ -121,7 +121,7 @@ print({role: len(y) for role, y in data.y.items()})
 # %%
 search_space = search_space_for(data, space)  # classes and map shape from the data
 batch = min(config.batch_size, len(data.y["search"]) // 2)
-cost = estimate_cost(search_space, config.replace(batch_size=batch), n_search=len(data.y["search"]), repeats=2)
+cost = estimate_cost(search_space, config.replace(batch_size=batch), n_search=len(data.y["search"]))
 print(search_space)
 print(format_cost(cost))
 

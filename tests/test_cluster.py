@@ -269,3 +269,32 @@ def test_the_demo_runs_one_single_thread_worker_per_core(monkeypatch, tmp_path, 
     assert cli.run_demo(argparse.Namespace(data=str(tmp_path), out=str(tmp_path), workers=given)) == 0
     assert grids[0].workers == expected and grids[0].scopes == ["emodarts"] and grids[0].corpora == ["emodb"]
     assert {"random", "classical"} <= set(grids[0].baselines) and grids[0].seeds == [0]
+
+
+def test_a_cluster_starts_the_runs_in_the_plan_s_order(datasets_root, tmp_path, monkeypatch):
+    from dask.distributed import LocalCluster
+
+    from emokit import cluster
+    from emokit.experiments import plan
+
+    grid = _grid(datasets_root, tmp_path, workers=2, folds=[0, 1, 2], scopes=["emodarts"],
+                 baselines=["cnn", "classical", "random"])
+    runs = plan(grid)
+    started = tmp_path / "started.txt"
+
+    def run_one(grid, run, env):  # Dask may pickle the task: it leaves its trace in a file
+        with started.open("a") as fh:
+            fh.write(f"{run.name} {run.fold}\n")
+        return "done", ""
+
+    # One worker thread: the runs start one by one, in the order the scheduler picks.
+    monkeypatch.setattr(cluster, "_local_cluster", lambda grid, gpus: LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None))
+    def run_features(grid, corpus, env):  # as notebook 01 does, it finishes after every run is submitted
+        time.sleep(1.0)
+        return []
+
+    cluster.run_on_dask(grid, ["emodb"], runs, run_features=run_features, run_one=run_one,
+                        mark_lost=None, progress=False, say=lambda *a: None)
+    assert started.read_text().splitlines() == [f"{r.name} {r.fold}" for r in runs]
+    assert [r.name for r in runs[:6]] == ["emodarts"] * 3 + ["random"] * 3
