@@ -21,12 +21,10 @@ help:
 	@echo "make accuracy - UA/WA of emoDARTS and the baselines on EmoDB and EMOVO, all folds"
 	@echo "make notebooks - rebuild notebooks/*.ipynb from their py:percent sources"
 
-# --no-compile: pip would byte-compile every module of every package (about 40 s, torch
-# most of all); Python compiles the ones a run imports, once, when it first imports them.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q --no-compile -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev]"
 	touch $@
 
 install: $(VENV)/.installed graphviz
