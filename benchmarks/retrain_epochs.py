@@ -24,10 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from emokit.data import load_corpus
-from emokit.experiments import PRESETS
+from emokit.experiments import PRESETS, n_folds
 from emokit.pipeline import prepare_fold, retrain_fold, search_fold
-from emokit.splits import make_folds
 
 QUICK = PRESETS["quick"]
 MODELS = ("genome", "random", "cnn", "cnn_lstm", "cnn_lstm_att")
@@ -44,9 +42,8 @@ def main() -> None:
     parser.add_argument("--cache", default="results/features")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
-    n_folds = len(make_folds(load_corpus(args.corpus, Path(args.data) / args.corpus, check_audio=False)))
     val_uas: dict[int, list[float]] = {e: [] for e in args.epochs}
-    for fold in args.folds if args.folds is not None else range(n_folds):
+    for fold in args.folds if args.folds is not None else range(n_folds(args.corpus, args.data)):
         data = prepare_fold(args.corpus, fold, args.data, QUICK["features"], args.cache,
                             normalization=QUICK["normalization"], progress=False)
         with tempfile.TemporaryDirectory() as tmp:

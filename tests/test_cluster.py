@@ -282,6 +282,10 @@ def test_a_cluster_starts_the_runs_in_the_plan_s_order(datasets_root, tmp_path, 
     runs = plan(grid)
     started = tmp_path / "started.txt"
 
+    def run_features(grid, corpus, env):  # as notebook 01 does, it finishes after every run is submitted
+        time.sleep(1.0)
+        return []
+
     def run_one(grid, run, env):  # Dask may pickle the task: it leaves its trace in a file
         with started.open("a") as fh:
             fh.write(f"{run.name} {run.fold}\n")
@@ -290,10 +294,6 @@ def test_a_cluster_starts_the_runs_in_the_plan_s_order(datasets_root, tmp_path, 
     # One worker thread: the runs start one by one, in the order the scheduler picks.
     monkeypatch.setattr(cluster, "_local_cluster", lambda grid, gpus: LocalCluster(
         n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None))
-    def run_features(grid, corpus, env):  # as notebook 01 does, it finishes after every run is submitted
-        time.sleep(1.0)
-        return []
-
     cluster.run_on_dask(grid, ["emodb"], runs, run_features=run_features, run_one=run_one,
                         mark_lost=None, progress=False, say=lambda *a: None)
     assert started.read_text().splitlines() == [f"{r.name} {r.fold}" for r in runs]
