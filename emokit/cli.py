@@ -240,17 +240,17 @@ def _demo_arguments(parser: argparse.ArgumentParser) -> None:
                              f"per CPU core, at most {DEMO_MAX_WORKERS}; 1: in this process)")
 
 
-
 @command("demo", "the whole pipeline on EmoDB with the quick preset: features, search on every fold, "
                  "genome pictures, retraining, the three baselines, comparison", _demo_arguments)
 def run_demo(args: argparse.Namespace) -> int:
     import os
 
+    from emokit.cluster import usable_cores
     from emokit.experiments import make_grid
 
     data = args.data or os.environ.get("EMOKIT_DATA")
     run_summary(argparse.Namespace(data=data, corpora=["emodb", "emovo"]))
-    workers = args.workers or max(1, min(os.cpu_count() or 1, DEMO_MAX_WORKERS))
+    workers = args.workers or min(usable_cores(), DEMO_MAX_WORKERS)
     grid = make_grid("quick", corpora=["emodb"], data_root=data, results_dir=args.out, workers=workers)
     return _run_and_report(grid, compare_after=True)
 

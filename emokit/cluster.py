@@ -19,7 +19,7 @@ from typing import Callable
 
 from emokit.experiments import Grid, Run
 
-__all__ = ["JOBQUEUE_CLUSTERS", "open_client", "jobqueue_cluster", "run_on_dask", "thread_env"]
+__all__ = ["JOBQUEUE_CLUSTERS", "open_client", "jobqueue_cluster", "run_on_dask", "thread_env", "usable_cores"]
 
 # grid.cluster["kind"] -> the dask_jobqueue class
 JOBQUEUE_CLUSTERS = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "sge": "SGECluster", "lsf": "LSFCluster",
@@ -33,7 +33,8 @@ def thread_env(threads: int | None) -> dict[str, str]:
     return {name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
 
 
-def _cores() -> int:
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, where the OS has one)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
@@ -139,7 +140,7 @@ def run_on_dask(grid: Grid, corpora: list[str], runs: list[Run], run_features: C
     from tqdm.auto import tqdm
 
     local = not grid.scheduler and not grid.cluster
-    threads = grid.threads or (max(1, _cores() // grid.workers) if local else None)
+    threads = grid.threads or (max(1, usable_cores() // grid.workers) if local else None)
     with open_client(grid, say) as client:
         gpu = _wants_gpu(grid, client)
         resources = {"GPU": 1} if gpu else None

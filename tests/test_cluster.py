@@ -260,10 +260,10 @@ def test_a_killed_worker_s_run_is_retried_and_resumes(datasets_root, tmp_path):
 def test_the_demo_runs_one_single_thread_worker_per_core(monkeypatch, tmp_path, cores, given, expected):
     import argparse
 
-    from emokit import cli
+    from emokit import cli, cluster
 
     grids = []
-    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(cluster, "usable_cores", lambda: cores)
     monkeypatch.setattr(cli, "run_summary", lambda args: 0)
     monkeypatch.setattr(cli, "_run_and_report", lambda grid, compare_after: grids.append(grid) or 0)
     assert cli.run_demo(argparse.Namespace(data=str(tmp_path), out=str(tmp_path), workers=given)) == 0
