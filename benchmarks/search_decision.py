@@ -21,10 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from emokit.experiments import PRESETS
+from emokit.experiments import PRESETS, n_folds
 from emokit.pipeline import prepare_fold, retrain_fold, search_fold
-from emokit.splits import make_folds
-from emokit.data import load_corpus
 
 QUICK = PRESETS["quick"]
 RECIPES = {  # name -> (feature overrides, search overrides) on top of the quick preset
@@ -52,8 +50,7 @@ def main() -> None:
         features = {**QUICK["features"], **feature_overrides}
         val_uas, undecided_cells, cells, collapsed = [], 0, 0, 0
         for corpus in args.corpora:
-            n_folds = len(make_folds(load_corpus(corpus, Path(args.data) / corpus, check_audio=False)))
-            for fold in range(n_folds):
+            for fold in range(n_folds(corpus, args.data)):
                 started = time.perf_counter()
                 data = prepare_fold(corpus, fold, args.data, features, args.cache, normalization=QUICK["normalization"],
                                     progress=False)
