@@ -271,7 +271,10 @@ def edge_forward(edge: nn.Module, x: torch.Tensor, weights: torch.Tensor) -> tor
     p = plan(edge)
     through, bypass = edge.split(x)
     relu = torch.relu(through) if p.tails else None
-    grouped = dict(zip(p.rnn_group, grouped_recurrence(through, [edge.ops[i].rnn for i in p.rnn_group])))
+    # On a GPU cuDNN runs each RNN as one kernel; the grouped recurrence's
+    # Python time loop would launch hundreds.
+    group = p.rnn_group if through.device.type == "cpu" else []
+    grouped = dict(zip(group, grouped_recurrence(through, [edge.ops[i].rnn for i in group])))
     total = None
     for i in p.active:
         out = edge.ops[i].attend(grouped[i]) if i in grouped else op_output(edge, i, through, relu)
