@@ -40,6 +40,8 @@ class NetConfig(Config):
         match the search's ``stem_stride``.
     dropout : float, before the classifier.
     drop_path : float, probability of dropping a CNN path while training.
+    fast : bool, share the ReLUs of ops that read one state
+        (:class:`emokit.search.speed.SharedReLU`; same outputs and gradients).
     """
 
     cnn_cells: int = 4
@@ -68,12 +70,15 @@ class GenomeNet(nn.Module):
     stem_stride : int, 1 (paper) or 2 (the stem halves rows and columns).
     dropout : float, before the classifier.
     drop_path : float, probability of dropping a CNN path while training.
+    fast : bool, share the ReLUs of ops that read one state
+        (:class:`emokit.search.speed.SharedReLU`; same outputs and gradients).
     """
 
     def __init__(self, genome: Genome, n_classes: int = 4, cnn_cells: int = 4, seq_cells: int = 2,
                  channels: int = 16, stem_multiplier: int = 3, seq_hidden: int = 64, freq_bins: int = 4,
-                 dropout: float = 0.3, drop_path: float = 0.0, stem_stride: int = 1):
+                 dropout: float = 0.3, drop_path: float = 0.0, stem_stride: int = 1, fast: bool = True):
         super().__init__()
+        self.fast = fast
         if seq_cells and not genome.seq:
             raise ValueError("the genome has no SeqNN cell; use seq_cells=0")
         reductions = SearchSpace(cnn_cells=cnn_cells).reduction_cells
@@ -102,8 +107,9 @@ class GenomeNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s0 = s1 = self.stem(x)
+        apply = speed.SharedReLU().apply if self.fast else None
         for cell in self.cnn_cells:
-            s0, s1 = s1, cell(s0, s1, self.drop_path)
+            s0, s1 = s1, cell(s0, s1, self.drop_path, apply)
         h0 = h1 = self.bridge(s1)
         for cell in self.seq_cells:
             h0, h1 = h1, cell(h0, h1)

@@ -69,7 +69,10 @@ def execute_notebook(notebook: str, output: Path, parameters: dict, timeout: int
     try:
         papermill.execute_notebook(str(notebook_path(notebook)), str(output), parameters=parameters,
                                    kernel_name="python3", cwd=str(output.parent), progress_bar=False,
-                                   execution_timeout=timeout, kernel_manager_class=_ipc_kernel_manager())
+                                   execution_timeout=timeout, kernel_manager_class=_ipc_kernel_manager(),
+                                   # Every cell has finished and written its files; a graceful shutdown
+                                   # only waits 1-2 s for the interpreter to tear down torch & co.
+                                   shutdown_kernel="immediate")
     except papermill.PapermillExecutionError as exc:
         exc.notebook = notebook  # for describe_failure: which notebook the cell belongs to
         raise
@@ -158,7 +161,8 @@ def _execute_run(grid: Grid, run: Run, previous: dict) -> str:
             search_dir = folder / "search"
             execute_notebook("02_search.ipynb", folder / "02_search.ipynb",
                              dict(common, run_dir=str(search_dir), space={**grid.space, "scope": run.name},
-                                  search={**grid.search, "seed": run.seed, "device": grid.device}), grid.cell_timeout)
+                                  search={**grid.search, "seed": run.seed, "device": grid.device}, estimate=False),
+                             grid.cell_timeout)
             execute_notebook("03_genome.ipynb", folder / "03_genome.ipynb", {"run_dirs": [str(search_dir)]},
                              grid.cell_timeout)
             model = {"model": "genome", "search_dir": str(search_dir)}

@@ -77,6 +77,7 @@ search = {"epochs": 20}     # SearchConfig fields (the paper: 300 epochs)
 run_dir = None              # None: <results>/runs/<corpus>/<scope>/fold<fold>-seed<seed>/search
 resume = True
 live = True                 # redraw the pictures in the notebook every epoch
+estimate = True             # time one step and project the search first (a grid's runs skip it)
 
 # %%
 # %matplotlib inline
@@ -116,14 +117,16 @@ print({role: len(y) for role, y in data.y.items()})
 #
 # The supernet holds every candidate op on every edge, so it is far bigger and
 # slower than the network it will find. Before searching, one step is measured
-# on the chosen device and the search time is projected.
+# on the chosen device and the search time is projected (about 10 s on a CPU;
+# the runs of a grid skip it, `estimate=False`).
 
 # %%
 search_space = search_space_for(data, space)  # classes and map shape from the data
-batch = min(config.batch_size, len(data.y["search"]) // 2)
-cost = estimate_cost(search_space, config.replace(batch_size=batch), n_search=len(data.y["search"]))
 print(search_space)
-print(format_cost(cost))
+if estimate:
+    batch = min(config.batch_size, len(data.y["search"]) // 2)
+    cost = estimate_cost(search_space, config.replace(batch_size=batch), n_search=len(data.y["search"]))
+    print(format_cost(cost))
 
 # %% [markdown]
 # ## Search

@@ -69,6 +69,9 @@ def test_tiny_grid_runs_resumes_and_makes_tables(datasets_root, tmp_path):
         assert "04_retrain.ipynb" in names
     darts = results[results["kind"] == "darts"]
     assert darts["genome"].notna().all()
+    for folder in darts["run_dir"]:  # a grid's search skips the cost estimate (about 10 s a run)
+        executed = (tmp_path / folder / "02_search.ipynb").read_text()
+        assert "estimate = False" in executed and "projected:" not in executed
     from emokit.search.genotype import Genome
 
     random_genomes = [Genome.load(tmp_path / f / "retrain") for f in results[results["name"] == "random"]["run_dir"]]

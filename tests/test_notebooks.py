@@ -52,6 +52,7 @@ def test_search_notebook_writes_genome_history_and_frames(search_run):
     # two epochs at the paper's alpha learning rate leave the alphas near uniform: the notebook says so
     executed = (search_run[0] / "02_search.ipynb").read_text()
     assert "**Undecided:** seq cell undecided" in executed
+    assert "projected:" in executed  # the cost estimate, on by default
 
 
 def test_genome_notebook_saves_cell_graphs(search_run):

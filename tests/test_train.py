@@ -141,3 +141,37 @@ def test_train_config_round_trip_and_checks():
 def test_paper_cnn_baseline_size():
     # Paper, section V: the hand-designed CNN has about 35 K trainable parameters.
     assert 30_000 < count_parameters(build_model("cnn", input_shape=(128, 128))) < 40_000
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_genome_network_sharing_relus_matches_the_plain_one(seed):
+    """GenomeNet's fast path (one ReLU per state, shared by every op that
+    reads it) against the plain cells: outputs, every gradient and the
+    BatchNorm statistics, with drop-path on, for random genomes (reduction
+    cells included), channels-last as in training."""
+    from emokit.search.genotype import random_genome
+    from emokit.search.supernet import SearchSpace
+
+    genome = random_genome(SearchSpace(cnn_nodes=3, seq_nodes=2), seed)
+    kwargs = dict(cnn_cells=3, seq_cells=1, channels=4, seq_hidden=8, freq_bins=2, drop_path=0.2)
+    nets = [build_model("genome", genome, fast=fast, **kwargs).to(memory_format=torch.channels_last)
+            for fast in (False, True)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    x = torch.randn(6, 1, 32, 24).contiguous(memory_format=torch.channels_last)
+    results = []
+    for net in nets:
+        torch.manual_seed(seed)  # the same drop-path masks
+        logits = net.train()(x)
+        torch.nn.functional.cross_entropy(logits, torch.arange(6) % 4).backward()
+        results.append([logits.detach()] + [p.grad for p in net.parameters()] + list(net.buffers()))
+    assert len(results[0]) == len(results[1])
+    for plain, fast in zip(*results):
+        torch.testing.assert_close(fast, plain, rtol=1e-5, atol=1e-6)  # gradients summed in another order
+    from emokit.search import speed
+
+    relus, cell = speed.SharedReLU(), nets[1].cnn_cells[0]
+    with torch.no_grad():
+        stem = nets[1].eval().stem(x)
+        cell(stem, stem, 0.0, relus.apply)
+    led_by_relu = [op for op in (cell.pre0, cell.pre1, *cell.ops) if speed.after_leading_relu(op) is not None]
+    assert len(relus._done) < len(led_by_relu)  # pre0 and pre1 of the first cell both read the stem's output

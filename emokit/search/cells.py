@@ -127,6 +127,10 @@ class SearchSeqCell(nn.Module):
         return torch.stack(states[2:]).mean(0)
 
 
+def _call(op: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return op(x)
+
+
 def drop_path(x: torch.Tensor, prob: float) -> torch.Tensor:
     """Zero whole samples of a path with probability ``prob`` (training only)."""
     if prob <= 0.0:
@@ -145,13 +149,16 @@ class FixedCNNCell(CNNCellBase):
             CNN_OPS.get(op)(c, 2 if reduction and src < 2 else 1, True) for node in genes for op, src in node
         )
 
-    def forward(self, s0, s1, drop_prob: float = 0.0):
-        states = [self.pre0(s0), self.pre1(s1)]
+    def forward(self, s0, s1, drop_prob: float = 0.0, apply=None):
+        """``apply(op, x)``, if given, runs each op on its input (the fast path
+        of a genome network shares ReLUs through it); by default ``op(x)``."""
+        apply = apply or _call
+        states = [apply(self.pre0, s0), apply(self.pre1, s1)]
         k = 0
         for node in self.genes:
             total = 0
             for op_name, src in node:
-                out = self.ops[k](states[src])
+                out = apply(self.ops[k], states[src])
                 if self.training and op_name != "skip_connect":
                     out = drop_path(out, drop_prob)
                 total = total + out

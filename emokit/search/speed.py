@@ -16,9 +16,12 @@ weighted, edge by edge. This module computes the same sums faster on the CPU
   parameter-free ops, and PC-DARTS' channel shuffle runs once per node.
 - :func:`cnn_cell_recomputed`: edges recomputed in the backward pass
   (gradient checkpointing), a fraction of the memory for one more forward.
+- :class:`SharedReLU`: in a retrained genome network, the ops that read one
+  state (in a cell, and the pre-processing of the next cells) share its ReLU.
 
-``Supernet(space, fast=True)`` (the default) uses them; ``fast=False`` runs
-the reference, as the benchmark's baseline does.
+``Supernet(space, fast=True)`` and ``GenomeNet(genome, fast=True)`` (the
+defaults) use them; ``fast=False`` runs the reference, as the benchmark's
+baseline does.
 """
 from __future__ import annotations
 
@@ -352,3 +355,41 @@ def cnn_cell_by_state(cell: SearchCNNCell, s0, s1, weights) -> torch.Tensor:
             states.append(mixed[node] if bypass[node] is None
                           else channel_shuffle(torch.cat([mixed[node], bypass[node]], dim=1), first.partial))
     return torch.cat(states[2:], dim=1)
+
+
+# --- the retrained network of a genome ---------------------------------------
+def _tail(op: nn.Module):
+    """:func:`after_leading_relu` of ``op``, worked out once."""
+    if "_speed_tail" not in op.__dict__:
+        op.__dict__["_speed_tail"] = after_leading_relu(op)
+    return op.__dict__["_speed_tail"]
+
+
+class SharedReLU:
+    """Runs ops whose first layer is a ReLU on ``relu(x)`` computed once per
+    input tensor, for one forward pass of a genome network. Several ops read
+    each state: those of a cell, and the pre-processing of the next two cells
+    (the stem's output feeds three). Each ReLU computed again costs a pass
+    over the map forward and one backward (4-11 % of a quick-preset
+    retraining step, one thread)."""
+
+    def __init__(self):
+        self._done: list[tuple[torch.Tensor, torch.Tensor]] = []  # (input, its relu): few, compared by identity
+
+    def relu(self, x: torch.Tensor) -> torch.Tensor:
+        for seen, out in self._done:
+            if seen is x:
+                return out
+        out = torch.relu(x)
+        self._done.append((x, out))
+        return out
+
+    def apply(self, op: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """``op(x)``, its leading ReLU shared."""
+        tail = _tail(op)
+        if tail is None:
+            return op(x)
+        out = self.relu(x)
+        for layer in tail:
+            out = layer(out)
+        return out
