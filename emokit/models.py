@@ -40,8 +40,6 @@ class NetConfig(Config):
         match the search's ``stem_stride``.
     dropout : float, before the classifier.
     drop_path : float, probability of dropping a CNN path while training.
-    fast : bool, share the ReLUs of ops that read one state
-        (:class:`emokit.search.speed.SharedReLU`; same outputs and gradients).
     """
 
     cnn_cells: int = 4
@@ -71,7 +69,8 @@ class GenomeNet(nn.Module):
     dropout : float, before the classifier.
     drop_path : float, probability of dropping a CNN path while training.
     fast : bool, share the ReLUs of ops that read one state
-        (:class:`emokit.search.speed.SharedReLU`; same outputs and gradients).
+        (:class:`emokit.search.speed.SharedReLU`; the same outputs and
+        gradients up to float rounding).
     """
 
     def __init__(self, genome: Genome, n_classes: int = 4, cnn_cells: int = 4, seq_cells: int = 2,
