@@ -370,8 +370,8 @@ class SharedReLU:
     input tensor, for one forward pass of a genome network. Several ops read
     each state: those of a cell, and the pre-processing of the next two cells
     (the stem's output feeds three). Each ReLU computed again costs a pass
-    over the map forward and one backward (4-11 % of a quick-preset
-    retraining step, one thread)."""
+    over the map forward and one backward: sharing them saved 0-12 % of a
+    quick-preset retraining step (``benchmarks/genome_step.py``)."""
 
     def __init__(self):
         self._done: list[tuple[torch.Tensor, torch.Tensor]] = []  # (input, its relu): few, compared by identity
