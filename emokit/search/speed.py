@@ -358,13 +358,6 @@ def cnn_cell_by_state(cell: SearchCNNCell, s0, s1, weights) -> torch.Tensor:
 
 
 # --- the retrained network of a genome ---------------------------------------
-def _tail(op: nn.Module):
-    """:func:`after_leading_relu` of ``op``, worked out once."""
-    if "_speed_tail" not in op.__dict__:
-        op.__dict__["_speed_tail"] = after_leading_relu(op)
-    return op.__dict__["_speed_tail"]
-
-
 class SharedReLU:
     """Runs ops whose first layer is a ReLU on ``relu(x)`` computed once per
     input tensor, for one forward pass of a genome network. Several ops read
@@ -386,7 +379,7 @@ class SharedReLU:
 
     def apply(self, op: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """``op(x)``, its leading ReLU shared."""
-        tail = _tail(op)
+        tail = after_leading_relu(op)  # a few microseconds; kept nowhere, so copies of a model stay right
         if tail is None:
             return op(x)
         out = self.relu(x)
