@@ -274,22 +274,28 @@ def grid_results(grid: Grid, runs: list[Run] | None = None) -> pd.DataFrame:
 
     runs = plan(grid) if runs is None else runs
     by_folder = {str(run.folder.resolve()): run for run in runs}
-    table = collect(grid.results_dir)
-    table = table[table["run_dir"].map(lambda d: str(Path(d).resolve())).isin(by_folder)].reset_index(drop=True)
-    for i, folder in enumerate(table["run_dir"]):
-        run = by_folder[str(Path(folder).resolve())]
-        settings = run.info.get("settings")
-        if settings is not None and settings != run_settings(grid, run):
-            table.loc[i, "status"] = "other settings"
-            table.loc[i, "error"] = "run with other settings by another runner; not part of this grid's results"
-        elif table.loc[i, "status"] == "running":
-            lock = FolderLock(run.folder)
-            if lock.acquire():
-                lock.release()  # no one holds it: a process died while running it; the next call resumes it
-            else:
-                table.loc[i, "status"] = "held"
-                table.loc[i, "error"] = f"being executed by {lock.holder()}"
-    return table
+    while True:  # again only if another runner finished a run while the table was read
+        table = collect(grid.results_dir)
+        table = table[table["run_dir"].map(lambda d: str(Path(d).resolve())).isin(by_folder)].reset_index(drop=True)
+        finished_meanwhile = False
+        for i, folder in enumerate(table["run_dir"]):
+            run = by_folder[str(Path(folder).resolve())]
+            settings = run.info.get("settings")
+            if settings is not None and settings != run_settings(grid, run):
+                table.loc[i, "status"] = "other settings"
+                table.loc[i, "error"] = "run with other settings by another runner; not part of this grid's results"
+            elif table.loc[i, "status"] == "running":
+                lock = FolderLock(run.folder)
+                if lock.acquire():
+                    # No one holds it: its process died while running it (the next call resumes it),
+                    # or its runner finished it after the table was read.
+                    finished_meanwhile |= run.info.get("status") != "running"
+                    lock.release()
+                else:
+                    table.loc[i, "status"] = "held"
+                    table.loc[i, "error"] = f"being executed by {lock.holder()}"
+        if not finished_meanwhile:
+            return table
 
 
 def compare(results_dir: str | Path, html: bool = True, timeout: int | None = None) -> Path:

@@ -204,6 +204,32 @@ def test_two_runners_on_one_folder_run_each_run_once(datasets_root, tmp_path):
     assert "is being executed by" in logs  # one met a run the other held, and skipped it
 
 
+def test_a_run_another_runner_finishes_while_the_table_is_read_counts_as_done(datasets_root, tmp_path, monkeypatch):
+    """The race behind a flaky two-runner test: the table read run.json while
+    the other runner was still on the run, and its lock was free by the time
+    it was checked. The run is done, not "running" (which fails the grid)."""
+    import emokit.results
+    from emokit.experiments import plan, run_settings
+    from emokit.runner import grid_results
+    from emokit.utils import write_json
+
+    grid = make_grid("quick", data_root=str(datasets_root), results_dir=str(tmp_path), folds=[0], scopes=[],
+                     baselines=["cnn"], **TINY)
+    (run,) = plan(grid)
+    info = {"corpus": run.corpus, "kind": run.kind, "name": run.name, "fold": run.fold, "seed": run.seed,
+            "status": "running", "settings": run_settings(grid, run)}
+    write_json(info, run.folder / "run.json")
+    real_collect = emokit.results.collect
+
+    def collect_then_the_other_runner_finishes(results_dir):
+        table = real_collect(results_dir)
+        write_json({**info, "status": "done"}, run.folder / "run.json")
+        return table
+
+    monkeypatch.setattr(emokit.results, "collect", collect_then_the_other_runner_finishes)
+    assert list(grid_results(grid)["status"]) == ["done"]
+
+
 @pytest.mark.slow
 def test_runners_with_other_settings_never_mix_them(datasets_root, tmp_path):
     results = tmp_path / "results"
