@@ -277,25 +277,32 @@ def grid_results(grid: Grid, runs: list[Run] | None = None) -> pd.DataFrame:
     while True:  # again only if another runner finished a run while the table was read
         table = collect(grid.results_dir)
         table = table[table["run_dir"].map(lambda d: str(Path(d).resolve())).isin(by_folder)].reset_index(drop=True)
-        finished_meanwhile = False
-        for i, folder in enumerate(table["run_dir"]):
-            run = by_folder[str(Path(folder).resolve())]
-            settings = run.info.get("settings")
-            if settings is not None and settings != run_settings(grid, run):
-                table.loc[i, "status"] = "other settings"
-                table.loc[i, "error"] = "run with other settings by another runner; not part of this grid's results"
-            elif table.loc[i, "status"] == "running":
-                lock = FolderLock(run.folder)
-                if lock.acquire():
-                    # No one holds it: its process died while running it (the next call resumes it),
-                    # or its runner finished it after the table was read.
-                    finished_meanwhile |= run.info.get("status") != "running"
-                    lock.release()
-                else:
-                    table.loc[i, "status"] = "held"
-                    table.loc[i, "error"] = f"being executed by {lock.holder()}"
-        if not finished_meanwhile:
+        if not _mark_runs_elsewhere(grid, table, by_folder):
             return table
+
+
+def _mark_runs_elsewhere(grid: Grid, table: pd.DataFrame, by_folder: dict[str, Run]) -> bool:
+    """Mark, in place, the rows run with other settings and those another
+    process is executing. Returns True if a row read as running was
+    finished meanwhile (the table is stale)."""
+    finished_meanwhile = False
+    for i, folder in enumerate(table["run_dir"]):
+        run = by_folder[str(Path(folder).resolve())]
+        settings = run.info.get("settings")
+        if settings is not None and settings != run_settings(grid, run):
+            table.loc[i, "status"] = "other settings"
+            table.loc[i, "error"] = "run with other settings by another runner; not part of this grid's results"
+        elif table.loc[i, "status"] == "running":
+            lock = FolderLock(run.folder)
+            if lock.acquire():
+                # No one holds it: its process died while running it (the next call resumes it),
+                # or its runner finished it after the table was read.
+                finished_meanwhile |= run.info.get("status") != "running"
+                lock.release()
+            else:
+                table.loc[i, "status"] = "held"
+                table.loc[i, "error"] = f"being executed by {lock.holder()}"
+    return finished_meanwhile
 
 
 def compare(results_dir: str | Path, html: bool = True, timeout: int | None = None) -> Path:
