@@ -32,7 +32,7 @@ def test_every_cnn_op_keeps_or_halves_the_map():
         assert CNN_OPS.get(name)(8, 2, True)(x).shape == (2, 8, 8, 8), name
 
 
-@pytest.mark.parametrize("channels", [2, 8])
+@pytest.mark.parametrize("channels", [2, 4, 8])
 @pytest.mark.parametrize("name", ["max_pool_3x3", "avg_pool_3x3", "sep_conv_3x3"])
 def test_few_channel_detour_through_nchw_changes_nothing_but_speed(name, channels):
     torch.manual_seed(0)
@@ -84,8 +84,38 @@ def test_depthwise_conv_with_faster_gradients_matches_torchs(kernel, stride, dil
         outs = [m(x32) for m in (fast, plain)]
         assert outs[0].is_contiguous(memory_format=layout)
         grads = [torch.autograd.grad(out.square().sum(), (x32, m.weight)) for out, m in zip(outs, (fast, plain))]
+        assert grads[0][0].is_contiguous(memory_format=layout)  # a gradient in another layout slows every later op
         for a, b in zip(*grads):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+class _GradientLayoutProbe(torch.autograd.Function):
+    """Identity that records whether the gradient reaching it is a dense channels-last map."""
+
+    dense: list[bool] = []
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        _GradientLayoutProbe.dense.append(grad.is_contiguous(memory_format=torch.channels_last))
+        return grad
+
+
+@pytest.mark.parametrize("dense", [False, True])
+def test_a_node_gets_its_gradient_dense_from_the_cells_concatenation(dense):
+    # A node's gradient is a channel slice of the concatenation's: strided in
+    # channels-last, which sends BatchNorm's backward down a slow path.
+    x = torch.randn(2, 4, 5, 6).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    node = _GradientLayoutProbe.apply(x)
+    node = speed.dense_gradient(node) if dense else node
+    _GradientLayoutProbe.dense.clear()
+    (torch.cat([node, x * 2], dim=1) * torch.arange(8.0).view(1, 8, 1, 1)).sum().backward()
+    assert _GradientLayoutProbe.dense == [dense]
+    expected = torch.arange(4.0) + 2 * torch.arange(4.0, 8.0)  # per channel: through the node, through x * 2
+    torch.testing.assert_close(x.grad, expected.view(1, 4, 1, 1).expand_as(x))
 
 
 def test_only_depthwise_convs_of_stride_one_or_of_their_dilation_take_the_faster_path():
