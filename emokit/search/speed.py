@@ -6,8 +6,9 @@ weighted, edge by edge. This module computes the same sums faster on the CPU
 
 - :func:`accelerate` swaps layers for subclasses with the same parameters:
   BatchNorm and pooling of few-channel maps take a detour through NCHW,
-  max pooling keeps its input instead of int64 argmax indices, and
-  depthwise convolutions get faster gradients (:class:`DepthwiseConv2d`).
+  BatchNorm's gradient arrives dense (:func:`dense_gradient`), max pooling
+  keeps its input instead of int64 argmax indices, and depthwise
+  convolutions get faster gradients (:class:`DepthwiseConv2d`).
 - :func:`edge_forward`: one mixed edge that skips ``none`` (it adds exactly
   zero), computes ``relu(x)`` once for all conv ops and runs the edge's tanh
   RNNs as one batched recurrence (:mod:`emokit.search.grouped_rnn`).
