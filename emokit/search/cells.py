@@ -127,10 +127,6 @@ class SearchSeqCell(nn.Module):
         return torch.stack(states[2:]).mean(0)
 
 
-def _call(op: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    return op(x)
-
-
 def drop_path(x: torch.Tensor, prob: float) -> torch.Tensor:
     """Zero whole samples of a path with probability ``prob`` (training only)."""
     if prob <= 0.0:
@@ -152,7 +148,7 @@ class FixedCNNCell(CNNCellBase):
     def forward(self, s0, s1, drop_prob: float = 0.0, apply=None):
         """``apply(op, x)``, if given, runs each op on its input (the fast path
         of a genome network shares ReLUs through it); by default ``op(x)``."""
-        apply = apply or _call
+        apply = apply or nn.Module.__call__
         states = [apply(self.pre0, s0), apply(self.pre1, s1)]
         k = 0
         for node in self.genes:
