@@ -30,14 +30,16 @@ import sys
 from pathlib import Path
 
 CONFIGS = {
-    "plain DARTS mixed op (reference), batch 16": dict(batch_size=16, fast=False),
-    "emokit, batch 16": dict(batch_size=16),
+    "plain DARTS mixed op (reference), batch 16": dict(batch_size=16, fast=False, recompute_edges=False),
+    "emokit, batch 16": dict(batch_size=16, recompute_edges=False),
     "emokit + edge recomputation, batch 16": dict(batch_size=16, recompute_edges=True),
-    "emokit bf16, batch 16": dict(batch_size=16, precision="bf16"),
+    "emokit bf16, batch 16": dict(batch_size=16, precision="bf16", recompute_edges=False),
     # Plain fp32 batch 64 needs about 4 x the batch-16 memory: more than this 24 GiB machine has.
-    "emokit bf16, batch 64": dict(batch_size=64, precision="bf16"),
-    "emokit PC-DARTS (K=4), batch 16": dict(batch_size=16, partial_channels=4),
-    "emokit PC-DARTS (K=4) bf16, batch 16": dict(batch_size=16, partial_channels=4, precision="bf16"),
+    # Every row says whether it recomputes: "auto" would decide by the machine's free memory.
+    "emokit bf16, batch 64": dict(batch_size=64, precision="bf16", recompute_edges=False),
+    "emokit PC-DARTS (K=4), batch 16": dict(batch_size=16, partial_channels=4, recompute_edges=False),
+    "emokit PC-DARTS (K=4) bf16, batch 16": dict(batch_size=16, partial_channels=4, precision="bf16",
+                                                 recompute_edges=False),
 }
 
 

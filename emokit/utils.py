@@ -72,6 +72,19 @@ def reuse_freed_memory() -> bool:
     return bool(mmap_ok and trim_ok)
 
 
+def release_freed_memory() -> bool:
+    """Hand the memory of freed tensors back to the OS now (glibc's
+    ``malloc_trim``; a no-op elsewhere), so that the OS's count of free memory
+    includes it. Returns whether any was released."""
+    if os.name != "posix":
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.malloc_trim(0))
+    except (OSError, AttributeError):
+        return False
+
+
 @functools.cache
 def _umask() -> int:
     mask = os.umask(0)  # the only way to read it is to set it

@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -119,6 +120,13 @@ print({role: len(y) for role, y in data.y.items()})
 # slower than the network it will find. Before searching, one step is measured
 # on the chosen device and the search time is projected (about 10 s on a CPU;
 # the runs of a grid skip it, `estimate=False`).
+#
+# Memory is checked first, in every search: the activations autograd stores
+# are counted on forward passes of 2 and 4 maps and scaled to the batch. With
+# `recompute_edges="auto"` (the default) a step that would not fit in the free
+# memory recomputes each CNN edge in the backward pass instead of storing its
+# inside (the same search to float rounding, slower); one that fits neither
+# way stops here with an error naming the batch size that would fit.
 
 # %%
 search_space = search_space_for(data, space)  # classes and map shape from the data

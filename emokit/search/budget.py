@@ -11,6 +11,7 @@ import torch
 from emokit.resume import epoch_batches
 from emokit.search.architect import Architect, precision_context, search_step
 from emokit.search.loop import SearchConfig, split_halves
+from emokit.search.memory import choose_recompute
 from emokit.search.supernet import SearchSpace, Supernet, count_parameters
 from emokit.utils import resolve_device, reuse_freed_memory
 
@@ -86,14 +87,16 @@ def estimate_cost(space: SearchSpace, config: SearchConfig = SearchConfig(), n_s
     Returns
     -------
     dict with ``parameters`` (supernet weights), ``step_seconds``,
-    ``forward_seconds``, ``peak_memory_bytes`` (None if unmeasurable), and
-    ``steps_per_epoch``, ``epoch_seconds``, ``warmup_epoch_seconds`` (weight
+    ``forward_seconds``, ``peak_memory_bytes`` (None if unmeasurable),
+    ``recompute_edges`` (as :func:`~emokit.search.memory.choose_recompute`
+    decided; ``MemoryError`` when the step cannot fit), and ``steps_per_epoch``, ``epoch_seconds``, ``warmup_epoch_seconds`` (weight
     steps only), ``total_seconds`` when ``n_search`` is given.
     """
     device = resolve_device(config.device)
     reuse_freed_memory()
     batch_size, order, precision = config.batch_size, config.order, config.precision
-    model = Supernet(space, fast=fast, recompute_edges=config.recompute_edges).to(device)
+    recompute = choose_recompute(space, config, device, fast)
+    model = Supernet(space, fast=fast, recompute_edges=recompute).to(device)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     w_opt = torch.optim.SGD(model.weight_parameters(), lr=config.w_lr, momentum=config.w_momentum,
@@ -136,7 +139,7 @@ def estimate_cost(space: SearchSpace, config: SearchConfig = SearchConfig(), n_s
         forward = time.perf_counter() - start
     out = {"device": str(device), "batch_size": batch_size, "order": order, "precision": precision,
            "parameters": count_parameters(model), "step_seconds": step, "forward_seconds": forward,
-           "samples_per_second": batch_size / step, "peak_memory_bytes": memory.peak}
+           "samples_per_second": batch_size / step, "peak_memory_bytes": memory.peak, "recompute_edges": recompute}
     if n_search is not None:
         sizes = weight_half_batches(n_search, config)
         rest = sizes[-1] if sizes[-1] < batch_size else 0
@@ -163,8 +166,9 @@ def format_cost(cost: dict) -> str:
         f"supernet: {cost['parameters'] / 1e6:.2f} M weights on {cost['device']}",
         f"one {cost['order']}-order step at batch {cost['batch_size']}: {cost['step_seconds']:.2f} s "
         f"({cost['samples_per_second']:.1f} samples/s), forward only {cost['forward_seconds']:.2f} s",
-        f"peak memory of the process during a step: {mem / 2**30:.2f} GiB" if mem is not None
-        else "peak memory: not measurable here",
+        (f"peak memory of the process during a step: {mem / 2**30:.2f} GiB" if mem is not None
+         else "peak memory: not measurable here")
+        + (", CNN edges recomputed in the backward pass" if cost.get("recompute_edges") else ""),
     ]
     if "epoch_seconds" in cost:
         lines.append(f"projected: {cost['epoch_seconds']:.0f} s per epoch ({cost['steps_per_epoch']} steps)")

@@ -25,6 +25,7 @@ from emokit.resume import CHECKPOINT, epoch_batches, epoch_generator, load_check
 from emokit.search.architect import PRECISIONS, Architect, search_step
 from emokit.search.genotype import (COLLAPSE_REMEDIES, UNDECIDED_REMEDIES, Genome, collapse_report,
                                     undecided_report)
+from emokit.search.memory import choose_recompute
 from emokit.search.supernet import SearchSpace, Supernet, count_parameters
 from emokit.utils import atomic_write_bytes, resolve_device, reuse_freed_memory, seed_everything, write_json
 
@@ -44,7 +45,9 @@ class SearchConfig(Config):
     per cell when the genome is derived.
     ``channels_last``: NHWC memory layout, several times faster convolutions
     on CPU. ``recompute_edges``: recompute each CNN edge in the backward pass
-    (less memory, about one more forward pass of time). ``precision``:
+    (a fraction of the memory, about one more forward pass of time); "auto"
+    only when a step would not fit in the free memory otherwise
+    (:mod:`emokit.search.memory`). ``precision``:
     "fp32" or "bf16" (autocast: half the activation memory; on CPUs with
     bf16 instructions also faster).
     """
@@ -68,7 +71,7 @@ class SearchConfig(Config):
     seed: int = 0
     device: str = "auto"
     channels_last: bool = True
-    recompute_edges: bool = False
+    recompute_edges: bool | str = "auto"
     precision: str = "fp32"
 
     def __post_init__(self) -> None:
@@ -77,6 +80,8 @@ class SearchConfig(Config):
             raise ValueError(f"unknown precision {self.precision!r}; known: {', '.join(PRECISIONS)}")
         if self.order not in ("first", "second"):
             raise ValueError(f"unknown DARTS order {self.order!r}; known: first, second")
+        if self.recompute_edges not in (True, False, "auto"):
+            raise ValueError(f"recompute_edges must be True, False or 'auto', got {self.recompute_edges!r}")
 
 
 
@@ -143,7 +148,8 @@ def run_search(
     seed_everything(config.seed)
     reuse_freed_memory()
     device = resolve_device(config.device)
-    model = Supernet(space, recompute_edges=config.recompute_edges).to(device)
+    recompute = choose_recompute(space, config, device)
+    model = Supernet(space, recompute_edges=recompute).to(device)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     w_opt = torch.optim.SGD(model.weight_parameters(), lr=config.w_lr, momentum=config.w_momentum,
@@ -228,7 +234,7 @@ def run_search(
         warnings.warn(f"{message}: the genome rests on near-ties. Remedies: {UNDECIDED_REMEDIES}", stacklevel=2)
     summary = {"epochs": len(rows), "parameters": count_parameters(model),
                "seconds": float(sum(r["seconds"] for r in rows)), "collapse": collapse, "undecided": undecided,
-               "final_alpha_acc": rows[-1]["alpha_acc"]}
+               "final_alpha_acc": rows[-1]["alpha_acc"], "recompute_edges": recompute}
     write_json(summary, run_dir / "summary.json")
     return SearchResult(genome, pd.DataFrame(rows), {t: np.stack(h) for t, h in history.items()}, collapse, run_dir,
                         undecided)
