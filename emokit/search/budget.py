@@ -89,7 +89,8 @@ def estimate_cost(space: SearchSpace, config: SearchConfig = SearchConfig(), n_s
     dict with ``parameters`` (supernet weights), ``step_seconds``,
     ``forward_seconds``, ``peak_memory_bytes`` (None if unmeasurable),
     ``recompute_edges`` (as :func:`~emokit.search.memory.choose_recompute`
-    decided; ``MemoryError`` when the step cannot fit), and ``steps_per_epoch``, ``epoch_seconds``, ``warmup_epoch_seconds`` (weight
+    decided; ``MemoryError`` when the step cannot fit), and
+    ``steps_per_epoch``, ``epoch_seconds``, ``warmup_epoch_seconds`` (weight
     steps only), ``total_seconds`` when ``n_search`` is given.
     """
     device = resolve_device(config.device)
