@@ -19,9 +19,12 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PAPER = {"cnn_cells": 4, "cnn_nodes": 4, "seq_cells": 2, "seq_nodes": 3, "channels": 8, "seq_hidden": 64}
-QUICK = {"cnn_cells": 3, "cnn_nodes": 2, "seq_cells": 1, "seq_nodes": 2, "channels": 4, "seq_hidden": 32,
-         "stem_stride": 2, "input_shape": (128, 64)}
+sys.path.insert(0, str(REPO))
+
+from emokit.experiments import PRESETS  # noqa: E402
+
+PAPER = PRESETS["paper"]["space"]
+QUICK = {**PRESETS["quick"]["space"], "input_shape": (128, 64)}  # its 4 s log-mel maps
 ROWS = {
     "paper supernet, batch 16": (PAPER, dict(batch_size=16, recompute_edges=False)),
     "paper supernet + edge recomputation, batch 16": (PAPER, dict(batch_size=16, recompute_edges=True)),

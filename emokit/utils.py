@@ -59,12 +59,8 @@ def reuse_freed_memory() -> bool:
     is unchanged; memory freed after a run stays with the process.
     Process-wide; runs once per process; returns whether the allocator took it.
     """
-    if os.name != "posix":
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+    mallopt = _libc_function("mallopt")
+    if mallopt is None:
         return False
     mmap_ok = mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)
     # trim only when the top of the heap holds more than 2 GiB free
@@ -76,13 +72,20 @@ def release_freed_memory() -> bool:
     """Hand the memory of freed tensors back to the OS now (glibc's
     ``malloc_trim``; a no-op elsewhere), so that the OS's count of free memory
     includes it. Returns whether any was released."""
+    malloc_trim = _libc_function("malloc_trim")
+    return malloc_trim is not None and bool(malloc_trim(0))
+
+
+@functools.cache
+def _libc_function(name: str):
+    """A function of the C library (glibc's allocator controls), or None
+    where there is no such library or function."""
     if os.name != "posix":
-        return False
+        return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.malloc_trim(0))
+        return getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name)
     except (OSError, AttributeError):
-        return False
+        return None
 
 
 @functools.cache

@@ -129,3 +129,19 @@ def test_the_cost_estimate_stops_before_a_step_that_cannot_fit(monkeypatch):
     monkeypatch.setattr(memory, "free_bytes", lambda device: 1)
     with pytest.raises(MemoryError, match="only 0.0 GiB are free"):
         estimate_cost(TINY, SearchConfig(batch_size=4))
+
+
+def test_released_memory_goes_back_to_the_os():
+    import platform
+
+    from emokit.search.budget import _status_kb
+    from emokit.utils import release_freed_memory, reuse_freed_memory
+
+    if not (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"):
+        pytest.skip("glibc's allocator only")
+    reuse_freed_memory()  # freed blocks of up to 32 MiB now stay with the process...
+    blocks = [torch.ones(256, 1024) for _ in range(200)]  # 200 x 1 MiB
+    del blocks
+    before = _status_kb("VmRSS")
+    assert release_freed_memory()  # ...until they are handed back
+    assert _status_kb("VmRSS") < before - 100 * 1024
