@@ -28,6 +28,7 @@ PROBE_BATCHES = (2, 4)
 HEADROOM = {False: 1.1, True: 1.25}  # keyed by recompute
 # Weights, their gradients, SGD momentum, and a copy for the second-order step.
 PARAMETER_COPIES = 4
+GIB = 2.0 ** 30
 
 
 def stored_bytes(model: torch.nn.Module, x: torch.Tensor) -> int:
@@ -115,7 +116,6 @@ def choose_recompute(space: SearchSpace, config, device: torch.device, fast: boo
     free = free_bytes(device)
     if free is None:  # nothing to compare with: as asked, "auto" as off
         return choice is True
-    gib = 2.0 ** 30
     if choice in ("auto", False):
         need, per_map = step_bytes(space, config, False, device, fast)
         if need <= free:
@@ -127,19 +127,18 @@ def choose_recompute(space: SearchSpace, config, device: torch.device, fast: boo
     if need > free:
         raise MemoryError(_advice(config, need, per_map, free, recompute=True))
     if choice == "auto":
-        warnings.warn(f"a search step at batch {config.batch_size} would need about {plain_need / gib:.1f} GiB and "
-                      f"{device} has {free / gib:.1f} GiB free: the CNN edges are recomputed in the backward pass "
-                      f"(about {need / gib:.1f} GiB, slower; set recompute_edges=False to refuse)", stacklevel=2)
+        warnings.warn(f"a search step at batch {config.batch_size} would need about {plain_need / GIB:.1f} GiB and "
+                      f"{device} has {free / GIB:.1f} GiB free: the CNN edges are recomputed in the backward pass "
+                      f"(about {need / GIB:.1f} GiB, slower; set recompute_edges=False to refuse)", stacklevel=2)
     return True
 
 
 def _advice(config, need: int, per_map: int, free: int, recompute: bool) -> str:
-    gib = 2.0 ** 30
     fitting = config.batch_size - -(-(need - free) // max(per_map, 1))  # ceil division
     how = "with" if recompute else "without"
     fixes = [f"search batch_size {fitting} (the largest that fits)" if fitting >= 2 else None,
              None if recompute else "recompute_edges 'auto' or True (a fraction of the memory, slower)",
              "precision 'bf16' (half the activations)" if config.precision == "fp32" else None,
              "space partial_channels 4 (PC-DARTS)", "fewer space channels or cells"]
-    return (f"a search step at batch {config.batch_size} needs about {need / gib:.1f} GiB {how} edge recomputation, "
-            f"and only {free / gib:.1f} GiB are free. Try: " + "; ".join(f for f in fixes if f) + ".")
+    return (f"a search step at batch {config.batch_size} needs about {need / GIB:.1f} GiB {how} edge recomputation, "
+            f"and only {free / GIB:.1f} GiB are free. Try: " + "; ".join(f for f in fixes if f) + ".")
