@@ -68,7 +68,8 @@ def main() -> None:
     print(f"fold {args.fold}: {len(data.x['search'])} search maps, {len(data.x['test'])} test maps; "
           f"device {cost['device']}")
     print(f"projected search: {cost['epoch_seconds']:.2f} s per epoch, {cost['total_seconds']:.0f} s for "
-          f"{search.epochs} epochs (step {cost['step_seconds']:.3f} s x {cost['steps_per_epoch']} steps)")
+          f"{search.epochs} epochs (step {cost['step_seconds']:.3f} s x {cost['steps_per_epoch']} steps; "
+          f"CUDA graphs {cost['cuda_graphs']}, edge recomputation {cost['recompute_edges']})")
 
     out = Path(args.out)
     start = time.perf_counter()
@@ -85,7 +86,8 @@ def main() -> None:
                "train_epochs": train.epochs, "projected_epoch_seconds": cost["epoch_seconds"],
                "measured_median_epoch_seconds": measured_epoch,
                "projected_search_seconds": cost["total_seconds"], "search_seconds": search_seconds,
-               "retrain_seconds": train_seconds, "ua": metrics["ua"], "wa": metrics["wa"],
+               "cuda_graphs": cost["cuda_graphs"], "retrain_seconds": train_seconds,
+               "ua": metrics["ua"], "wa": metrics["wa"],
                "genome": result.genome.to_dict()}
     for key, value in summary.items():
         print(f"{key}: {json.dumps(value)}")

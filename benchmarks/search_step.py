@@ -41,6 +41,8 @@ CONFIGS = {
     "emokit PC-DARTS (K=4) bf16, batch 16": dict(batch_size=16, partial_channels=4, precision="bf16",
                                                  recompute_edges=False),
 }
+# These rows run eagerly; on a GPU configurations() adds "+ CUDA graphs" rows.
+CONFIGS = {name: {**options, "cuda_graphs": False} for name, options in CONFIGS.items()}
 
 
 def measure(options: dict, repeats: int) -> dict:
@@ -143,8 +145,13 @@ def configurations(device: str, batch_sizes: list[int], second_order: bool, auth
         configs = {f"{name}, batch {b}": {**options, "batch_size": b} for b in batch_sizes for name, options in base.items()}
     else:
         batch_sizes, configs = [16], dict(CONFIGS)
+    if device.startswith("cuda"):
+        for b in batch_sizes:
+            configs[f"emokit + CUDA graphs, batch {b}"] = dict(batch_size=b, recompute_edges=False, cuda_graphs=True)
+            configs[f"emokit PC-DARTS (K=4) + CUDA graphs, batch {b}"] = dict(
+                batch_size=b, partial_channels=4, recompute_edges=False, cuda_graphs=True)
     if second_order:
-        configs["emokit second order, batch 16"] = dict(batch_size=16, order="second")
+        configs["emokit second order, batch 16"] = dict(batch_size=16, order="second", cuda_graphs=False)
     configs = {name: {**options, "device": device} for name, options in configs.items()}
     if not authors_code:
         return configs

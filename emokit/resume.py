@@ -5,6 +5,12 @@ epoch: the modules' and optimisers' state dicts, the loop's own bookkeeping,
 torch's RNG state, and the run's *identity* (its settings as JSON). Resuming
 with other settings is refused instead of silently mixing two runs.
 
+The state dicts are saved packed (:func:`pack`): one flat tensor per dtype
+instead of one record per tensor. A supernet has about 11,600 tensors with
+its optimiser state, and ``torch.save`` spends some 40 microseconds on each
+(on a GPU also one copy to the host each): a second per epoch, as long as a
+whole epoch of the paper's search replayed from CUDA graphs.
+
 Each epoch draws its batch order (and augmentations) from a generator seeded
 by ``(seed, epoch)`` alone, so an epoch after a resume sees exactly what it
 would have seen in an uninterrupted run.
@@ -27,6 +33,56 @@ def identity_text(identity: dict) -> str:
     return json.dumps(identity, sort_keys=True, default=str)
 
 
+_SLOT = "__emokit_packed_tensor__"  # marks where a tensor of a packed tree was
+
+
+def pack(tree):
+    """Nested dicts, lists and tuples holding tensors -> ``{"tree": the same
+    structure with each tensor replaced by a slot, "flat": one 1-d tensor per
+    dtype (on the CPU), "specs": (dtype, offset, shape) per slot}``."""
+    tensors = []
+
+    def strip(node):
+        if isinstance(node, torch.Tensor):
+            tensors.append(node.detach())
+            return {_SLOT: len(tensors) - 1}
+        if isinstance(node, dict):
+            return {k: strip(v) for k, v in node.items()}
+        if isinstance(node, (list, tuple)):
+            return type(node)(strip(v) for v in node)
+        return node
+
+    stripped = strip(tree)
+    by_dtype: dict[str, list[torch.Tensor]] = {}
+    filled: dict[str, int] = {}  # elements per dtype so far
+    specs = []
+    for t in tensors:
+        dtype = str(t.dtype).removeprefix("torch.")
+        specs.append((dtype, filled.get(dtype, 0), tuple(t.shape)))
+        filled[dtype] = filled.get(dtype, 0) + t.numel()
+        by_dtype.setdefault(dtype, []).append(t)
+    flat = {dtype: torch.cat([t.reshape(-1) for t in group]).cpu() for dtype, group in by_dtype.items()}
+    return {"tree": stripped, "flat": flat, "specs": specs}
+
+
+def unpack(packed: dict, map_location="cpu"):
+    """The tree :func:`pack` was given, each tensor its own copy on ``map_location``."""
+    flat = {dtype: t.to(map_location) for dtype, t in packed["flat"].items()}
+    tensors = [flat[dtype][offset:offset + int(np.prod(shape, dtype=np.int64))].view(shape).clone()
+               for dtype, offset, shape in packed["specs"]]
+
+    def fill(node):
+        if isinstance(node, dict):
+            if node.keys() == {_SLOT}:
+                return tensors[node[_SLOT]]
+            return {k: fill(v) for k, v in node.items()}
+        if isinstance(node, (list, tuple)):
+            return type(node)(fill(v) for v in node)
+        return node
+
+    return fill(packed["tree"])
+
+
 def save_checkpoint(path: str | Path, identity: dict, stateful: dict, state: dict) -> None:
     """Write ``checkpoint.pt`` atomically.
 
@@ -39,7 +95,8 @@ def save_checkpoint(path: str | Path, identity: dict, stateful: dict, state: dic
     rng = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
-    atomic_torch_save({"identity": identity_text(identity), "state_dicts": {k: v.state_dict() for k, v in stateful.items()},
+    atomic_torch_save({"identity": identity_text(identity),
+                       "packed_state_dicts": pack({k: v.state_dict() for k, v in stateful.items()}),
                        "state": state, "rng": rng}, path)
 
 
@@ -51,8 +108,10 @@ def load_checkpoint(path: str | Path, identity: dict, stateful: dict, map_locati
     checkpoint = torch.load(path, map_location=map_location, weights_only=False)
     if checkpoint["identity"] != identity_text(identity):
         raise ValueError(f"{path} is a checkpoint of other settings; pick a new run folder or resume=False")
+    state_dicts = (unpack(checkpoint["packed_state_dicts"], map_location) if "packed_state_dicts" in checkpoint
+                   else checkpoint["state_dicts"])  # written before packing
     for name, obj in stateful.items():
-        obj.load_state_dict(checkpoint["state_dicts"][name])
+        obj.load_state_dict(state_dicts[name])
     # RNG states are CPU byte tensors whatever map_location moved the rest to.
     torch.set_rng_state(checkpoint["rng"]["torch"].cpu())
     if "cuda" in checkpoint["rng"] and torch.cuda.is_available():

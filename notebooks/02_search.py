@@ -127,6 +127,11 @@ print({role: len(y) for role, y in data.y.items()})
 # memory recomputes each CNN edge in the backward pass instead of storing its
 # inside (the same search to float rounding, slower); one that fits neither
 # way stops here with an error naming the batch size that would fit.
+#
+# On a GPU a step of a supernet is bound by launching thousands of small
+# kernels. With `cuda_graphs="auto"` (the default) a first-order fp32 search
+# records each step's two gradient computations once as CUDA graphs and
+# replays them; the first replay of each is checked against the eager step.
 
 # %%
 search_space = search_space_for(data, space)  # classes and map shape from the data

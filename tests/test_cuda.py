@@ -1,5 +1,7 @@
-"""The CUDA path: a tiny search (first and second order, PC-DARTS, bf16),
-retraining, resume and prediction on the GPU, and CPU / GPU agreement.
+"""The CUDA path: a tiny search (first and second order, PC-DARTS, bf16;
+first order and PC-DARTS replay CUDA graphs by default), retraining, resume
+and prediction on the GPU, CPU / GPU agreement, a search from CUDA graphs
+against the eager one, and the memory check on the device.
 
 Marked ``cuda``; skipped where torch sees no GPU. ``EMOKIT_TEST_DEVICE=cpu``
 runs the same tests on the CPU (a check of the tests themselves on a machine
@@ -7,6 +9,7 @@ without a GPU; it proves nothing about CUDA).
 """
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -14,7 +17,9 @@ import pandas as pd
 import pytest
 import torch
 
+from emokit.search.budget import estimate_cost
 from emokit.search.loop import SearchConfig, SearchInterrupted, load_search, run_search
+from emokit.search.memory import choose_recompute, free_bytes, step_bytes
 from emokit.search.supernet import Supernet
 from emokit.train import TrainConfig, load_trained, predict_logits, train_model
 
@@ -25,6 +30,8 @@ pytestmark = [
     pytest.mark.cuda,
     pytest.mark.skipif(DEVICE.startswith("cuda") and not torch.cuda.is_available(), reason="no CUDA device"),
 ]
+cuda_only = pytest.mark.skipif(not DEVICE.startswith("cuda"), reason="CUDA graphs and CUDA memory need CUDA")
+
 @pytest.mark.parametrize("options", [dict(order="first"), dict(order="second"), dict(partial_channels=2),
                                      dict(precision="bf16")], ids=["first", "second", "pc-darts", "bf16"])
 def test_a_tiny_search_runs_on_the_device_and_resumes(options, tmp_path):
@@ -105,3 +112,38 @@ def test_the_speed_path_on_the_device_matches_the_plain_reference():
         results.append([logits.detach()] + [p.grad.clone() for p in net.parameters()])
     for reference, other in zip(*results):  # summation order differs: float rounding
         torch.testing.assert_close(other, reference, rtol=1e-4, atol=1e-5)
+
+
+@cuda_only
+def test_a_search_replayed_from_cuda_graphs_ends_where_the_eager_one_does(tmp_path):
+    """Batches of 8 and 4 (two pairs of graphs), a large alpha_lr so that
+    the alphas move; replays of the same kernels: float rounding only."""
+    x, y = tiny_data()
+    results = {}
+    for graphs in (False, True):
+        config = SearchConfig(epochs=3, batch_size=8, alpha_lr=3e-2, device=DEVICE, seed=0, cuda_graphs=graphs)
+        results[graphs] = run_search(x, y, tmp_path / str(graphs), SPACE, config, progress=False)
+        assert json.loads((tmp_path / str(graphs) / "summary.json").read_text())["cuda_graphs"] is graphs
+    for cell, history in results[False].alpha_history.items():
+        np.testing.assert_allclose(results[True].alpha_history[cell], history, rtol=1e-4, atol=1e-5)
+    for column in ("weight_loss", "alpha_loss"):
+        np.testing.assert_allclose(results[True].log[column], results[False].log[column], rtol=1e-4)
+    assert results[True].genome == results[False].genome
+
+
+@cuda_only
+def test_the_cost_estimate_times_the_graphed_step():
+    cost = estimate_cost(SPACE, SearchConfig(batch_size=8, device=DEVICE, cuda_graphs=True), n_search=24, repeats=2)
+    assert cost["cuda_graphs"] is True and cost["steps_per_epoch"] == 2 and cost["epoch_seconds"] > 0
+
+
+@cuda_only
+def test_the_memory_check_reads_the_device_and_leaves_its_random_state_alone():
+    device = torch.device(DEVICE)
+    free = free_bytes(device)
+    assert 0 < free <= torch.cuda.get_device_properties(device).total_memory
+    cuda_state, cpu_state = torch.cuda.get_rng_state(device), torch.get_rng_state()
+    need, per_map = step_bytes(SPACE, SearchConfig(batch_size=8), False, device)
+    assert torch.equal(torch.cuda.get_rng_state(device), cuda_state) and torch.equal(torch.get_rng_state(), cpu_state)
+    assert need > 8 * per_map > 0
+    assert choose_recompute(SPACE, SearchConfig(batch_size=8, device=DEVICE), device) is False

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from emokit.resume import load_checkpoint, pack, save_checkpoint, unpack
 from emokit.search import speed
 from emokit.search.budget import estimate_cost, format_cost
 from emokit.search.cells import MixedOp
@@ -332,6 +333,37 @@ def test_interrupted_search_resumes_to_the_same_alphas_and_genome(tmp_path):
         np.testing.assert_allclose(resumed.alpha_history[t], full.alpha_history[t], rtol=0, atol=1e-6)
 
 
+def test_checkpoints_pack_their_tensors_and_read_unpacked_ones(tmp_path):
+    """State dicts go into one flat tensor per dtype and come back equal, in
+    their own memory; a checkpoint written before packing still loads."""
+    torch.manual_seed(0)
+    model = Supernet(TINY).to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(torch.randn(4, 1, 16, 16)).sum().backward()
+    optimizer.step()
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "pair": (torch.tensor(3), 0.5)}
+    packed = pack(state)
+    assert sorted(packed["flat"]) == ["float32", "int64"]
+    back = unpack(packed)
+    assert back["pair"][1] == 0.5 and torch.equal(back["pair"][0], state["pair"][0])
+    for key, tensor in state["model"].items():
+        assert torch.equal(back["model"][key], tensor) and back["model"][key].dtype == tensor.dtype, key
+    assert back["optimizer"]["param_groups"] == state["optimizer"]["param_groups"]
+    for i, entry in state["optimizer"]["state"].items():
+        assert torch.equal(back["optimizer"]["state"][i]["momentum_buffer"], entry["momentum_buffer"])
+    views = [t for t in back["model"].values() if t.numel()]
+    assert len({t.untyped_storage().data_ptr() for t in views}) == len(views)  # no tensor shares memory
+
+    save_checkpoint(tmp_path / "new.pt", {"a": 1}, {"model": model}, {"rows": []})
+    old = {k: v for k, v in torch.load(tmp_path / "new.pt", weights_only=False).items() if k != "packed_state_dicts"}
+    torch.save({**old, "state_dicts": {"model": model.state_dict()}}, tmp_path / "old.pt")
+    for name in ("new.pt", "old.pt"):
+        fresh = Supernet(TINY)
+        assert load_checkpoint(tmp_path / name, {"a": 1}, {"model": fresh}) == {"rows": []}
+        for key, tensor in model.state_dict().items():
+            assert torch.equal(fresh.state_dict()[key], tensor), (name, key)
+
+
 def test_resume_refuses_other_settings(tmp_path):
     x, y = tiny_data()
     run_search(x, y, tmp_path, TINY, SearchConfig(epochs=1, batch_size=8), progress=False)
@@ -349,8 +381,9 @@ def test_cost_estimate_reports_parameters_time_and_projection():
     cost = estimate_cost(TINY, SearchConfig(batch_size=4, epochs=3), n_search=40)
     assert cost["parameters"] > 0 and cost["step_seconds"] > 0
     assert cost["steps_per_epoch"] == 5
-    assert cost["total_seconds"] == pytest.approx(cost["epoch_seconds"] * 3)
-    assert "M weights" in format_cost(cost)
+    assert cost["checkpoint_seconds"] > 0
+    assert cost["total_seconds"] == pytest.approx((cost["epoch_seconds"] + cost["checkpoint_seconds"]) * 3)
+    assert "M weights" in format_cost(cost) and "for its checkpoint" in format_cost(cost)
 
 
 def test_cost_estimate_times_warm_up_epochs_as_weight_only_steps(monkeypatch):
@@ -360,14 +393,18 @@ def test_cost_estimate_times_warm_up_epochs_as_weight_only_steps(monkeypatch):
     from emokit.search import budget
 
     clock = {"now": 0.0}
-    real_step = budget.search_step
+    real_make = budget.make_search_step
 
-    def timed_step(model, w_opt, alpha_update, *args):
-        clock["now"] += 3.0 if alpha_update is not None else 1.0
-        return real_step(model, w_opt, alpha_update, *args)
+    def make_timed_step(*args):
+        take_step = real_make(*args)
+
+        def timed_step(x_w, y_w, x_a, y_a, lr, alphas_move):
+            clock["now"] += 3.0 if alphas_move else 1.0
+            return take_step(x_w, y_w, x_a, y_a, lr, alphas_move)
+        return timed_step
 
     monkeypatch.setattr(budget, "time", type("FakeTime", (), {"perf_counter": staticmethod(lambda: clock["now"])}))
-    monkeypatch.setattr(budget, "search_step", timed_step)
+    monkeypatch.setattr(budget, "make_search_step", make_timed_step)
     warm = estimate_cost(TINY, SearchConfig(batch_size=4, epochs=3, warmup_epochs=2), n_search=40, repeats=3)
     assert warm["step_seconds"] == 3.0 and warm["steps_per_epoch"] == 5
     assert warm["epoch_seconds"] == 15.0 and warm["warmup_epoch_seconds"] == 5.0
@@ -487,7 +524,7 @@ def test_aux_skip_and_beta_decay_change_the_alphas_as_intended(tmp_path):
     assert list(runs["beta_decay"].log["beta_decay"]) == pytest.approx([5 / 3, 10 / 3, 5.0])
 
     def spread(result):  # mean over edges of logsumexp(alpha): what beta-decay pushes down
-        checkpoint = torch.load(result.run_dir / "checkpoint.pt", weights_only=False)["state_dicts"]["model"]
+        checkpoint = unpack(torch.load(result.run_dir / "checkpoint.pt", weights_only=False)["packed_state_dicts"])["model"]
         return float(torch.cat([torch.logsumexp(v, -1) for k, v in checkpoint.items() if k.startswith("alphas.")]).mean())
 
     assert spread(runs["beta_decay"]) < spread(runs["plain"])

@@ -3,13 +3,16 @@ time of a search configuration, measured on the chosen device before the
 search starts (the paper's section VI-A: supernets run out of memory)."""
 from __future__ import annotations
 
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from emokit.resume import epoch_batches
-from emokit.search.architect import Architect, precision_context, search_step
+from emokit.resume import epoch_batches, save_checkpoint
+from emokit.search.architect import Architect, precision_context
+from emokit.search.graphed import GraphedStep, make_search_step
 from emokit.search.loop import SearchConfig, split_halves
 from emokit.search.memory import choose_recompute
 from emokit.search.supernet import SearchSpace, Supernet, count_parameters
@@ -88,10 +91,13 @@ def estimate_cost(space: SearchSpace, config: SearchConfig = SearchConfig(), n_s
     -------
     dict with ``parameters`` (supernet weights), ``step_seconds``,
     ``forward_seconds``, ``peak_memory_bytes`` (None if unmeasurable),
+    ``checkpoint_seconds`` (writing the checkpoint after each epoch),
     ``recompute_edges`` (as :func:`~emokit.search.memory.choose_recompute`
-    decided; ``MemoryError`` when the step cannot fit), and
+    decided; ``MemoryError`` when the step cannot fit), ``cuda_graphs``
+    (whether the step replayed CUDA graphs, :mod:`emokit.search.graphed`), and
     ``steps_per_epoch``, ``epoch_seconds``, ``warmup_epoch_seconds`` (weight
-    steps only), ``total_seconds`` when ``n_search`` is given.
+    steps only; both without the checkpoint, as the search log's ``seconds``),
+    ``total_seconds`` (checkpoints included) when ``n_search`` is given.
     """
     device = resolve_device(config.device)
     reuse_freed_memory()
@@ -105,6 +111,8 @@ def estimate_cost(space: SearchSpace, config: SearchConfig = SearchConfig(), n_s
     a_opt = torch.optim.Adam(model.arch_parameters(), lr=config.alpha_lr, betas=config.alpha_betas,
                              weight_decay=config.alpha_weight_decay)
     architect = Architect(model, a_opt, order, config.w_momentum, config.w_weight_decay)
+    take_step = make_search_step(model, w_opt, architect, config, device, recompute)
+    graphed = isinstance(take_step, GraphedStep)
     x = torch.randn(batch_size, 1, *space.input_shape, device=device).contiguous(memory_format=memory_format)
     y = torch.randint(0, space.n_classes, (batch_size,), device=device)
 
@@ -112,25 +120,33 @@ def estimate_cost(space: SearchSpace, config: SearchConfig = SearchConfig(), n_s
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    def median_step_seconds(alpha_update, rows: int = batch_size) -> float:
+    def median_step_seconds(alphas_move: bool, rows: int = batch_size) -> float:
         """Median seconds of ``repeats`` search steps on ``rows`` maps
-        (``alpha_update`` None: weights only)."""
+        (``alphas_move`` False: weights only)."""
         xs, ys = x[:rows], y[:rows]
+        if graphed and rows != batch_size:  # records this batch size's graphs, once, as the search would
+            take_step(xs, ys, xs, ys, config.w_lr, alphas_move)
         times = []
         for _ in range(repeats):
             sync()
             start = time.perf_counter()
-            search_step(model, w_opt, alpha_update, xs, ys, xs, ys, config.w_lr, config.grad_clip, precision)
+            take_step(xs, ys, xs, ys, config.w_lr, alphas_move)
             sync()
             times.append(time.perf_counter() - start)
         return sorted(times)[len(times) // 2]
 
-    search_step(model, w_opt, architect, x, y, x, y, config.w_lr, config.grad_clip,
-                precision)  # warm-up: kernel selection, allocations
+    if not graphed:
+        take_step(x, y, x, y, config.w_lr, True)  # warm-up: kernel selection, allocations
     with PeakMemory(device) as memory:
-        step = median_step_seconds(architect)
+        if graphed:  # the warm-up records the graphs, which keep their memory: it counts
+            take_step(x, y, x, y, config.w_lr, True)
+        step = median_step_seconds(True)
     # Warm-up epochs run weight steps only: cheaper.
-    weight_step = median_step_seconds(None) if n_search is not None and config.warmup_epochs else None
+    weight_step = median_step_seconds(False) if n_search is not None and config.warmup_epochs else None
+    with tempfile.TemporaryDirectory() as folder:  # what the search writes after every epoch
+        start = time.perf_counter()
+        save_checkpoint(Path(folder) / "checkpoint.pt", {}, {"model": model, "w_opt": w_opt, "a_opt": a_opt}, {})
+        checkpoint = time.perf_counter() - start
     model.eval()
     with torch.no_grad(), precision_context(device, precision):
         sync()
@@ -140,7 +156,9 @@ def estimate_cost(space: SearchSpace, config: SearchConfig = SearchConfig(), n_s
         forward = time.perf_counter() - start
     out = {"device": str(device), "batch_size": batch_size, "order": order, "precision": precision,
            "parameters": count_parameters(model), "step_seconds": step, "forward_seconds": forward,
-           "samples_per_second": batch_size / step, "peak_memory_bytes": memory.peak, "recompute_edges": recompute}
+           "samples_per_second": batch_size / step, "peak_memory_bytes": memory.peak, "recompute_edges": recompute,
+           "checkpoint_seconds": checkpoint,
+           "cuda_graphs": graphed and take_step.record}
     if n_search is not None:
         sizes = weight_half_batches(n_search, config)
         rest = sizes[-1] if sizes[-1] < batch_size else 0
@@ -149,14 +167,15 @@ def estimate_cost(space: SearchSpace, config: SearchConfig = SearchConfig(), n_s
         # full step's (CPU: nearly proportional to the rows) nor nothing (GPU:
         # nearly constant per step).
         model.train()
-        last_step = median_step_seconds(architect, rest) if rest else 0.0
-        last_weight_step = median_step_seconds(None, rest) if rest and weight_step is not None else last_step
+        last_step = median_step_seconds(True, rest) if rest else 0.0
+        last_weight_step = median_step_seconds(False, rest) if rest and weight_step is not None else last_step
         out["steps_per_epoch"] = full + (1 if rest else 0)
         out["epoch_seconds"] = full * step + last_step
         warmup = min(config.warmup_epochs, config.epochs)
         out["warmup_epoch_seconds"] = (full * weight_step + last_weight_step if weight_step is not None
                                        else out["epoch_seconds"])
-        out["total_seconds"] = out["warmup_epoch_seconds"] * warmup + out["epoch_seconds"] * (config.epochs - warmup)
+        out["total_seconds"] = (out["warmup_epoch_seconds"] * warmup + out["epoch_seconds"] * (config.epochs - warmup)
+                                + checkpoint * config.epochs)
     return out
 
 
@@ -169,10 +188,12 @@ def format_cost(cost: dict) -> str:
         f"({cost['samples_per_second']:.1f} samples/s), forward only {cost['forward_seconds']:.2f} s",
         (f"peak memory of the process during a step: {mem / 2**30:.2f} GiB" if mem is not None
          else "peak memory: not measurable here")
-        + (", CNN edges recomputed in the backward pass" if cost.get("recompute_edges") else ""),
+        + (", CNN edges recomputed in the backward pass" if cost.get("recompute_edges") else "")
+        + (", the step replayed from CUDA graphs" if cost.get("cuda_graphs") else ""),
     ]
     if "epoch_seconds" in cost:
-        lines.append(f"projected: {cost['epoch_seconds']:.0f} s per epoch ({cost['steps_per_epoch']} steps)")
+        lines.append(f"projected: {cost['epoch_seconds']:.0f} s per epoch ({cost['steps_per_epoch']} steps) "
+                     f"and {cost['checkpoint_seconds']:.1f} s for its checkpoint")
         if cost.get("warmup_epoch_seconds", cost["epoch_seconds"]) != cost["epoch_seconds"]:
             lines[-1] += f", {cost['warmup_epoch_seconds']:.0f} s per warm-up epoch (weights only)"
     if "total_seconds" in cost:

@@ -22,9 +22,10 @@ from sklearn.model_selection import train_test_split
 
 from emokit.config import Config
 from emokit.resume import CHECKPOINT, epoch_batches, epoch_generator, load_checkpoint, save_checkpoint
-from emokit.search.architect import PRECISIONS, Architect, search_step
+from emokit.search.architect import PRECISIONS, Architect
 from emokit.search.genotype import (COLLAPSE_REMEDIES, UNDECIDED_REMEDIES, Genome, collapse_report,
                                     undecided_report)
+from emokit.search.graphed import GraphedStep, make_search_step
 from emokit.search.memory import choose_recompute
 from emokit.search.supernet import SearchSpace, Supernet, count_parameters
 from emokit.utils import atomic_write_bytes, resolve_device, reuse_freed_memory, seed_everything, write_json
@@ -49,7 +50,10 @@ class SearchConfig(Config):
     only when a step would not fit in the free memory otherwise
     (:mod:`emokit.search.memory`). ``precision``:
     "fp32" or "bf16" (autocast: half the activation memory; on CPUs with
-    bf16 instructions also faster).
+    bf16 instructions also faster). ``cuda_graphs``: replay the step's
+    gradient computations from CUDA graphs (:mod:`emokit.search.graphed`);
+    "auto" wherever they can run (a CUDA device, first order, fp32, no
+    aux_skip, beta_decay or edge recomputation).
     """
 
     epochs: int = 300
@@ -73,6 +77,7 @@ class SearchConfig(Config):
     channels_last: bool = True
     recompute_edges: bool | str = "auto"
     precision: str = "fp32"
+    cuda_graphs: bool | str = "auto"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "alpha_betas", tuple(self.alpha_betas))
@@ -82,6 +87,8 @@ class SearchConfig(Config):
             raise ValueError(f"unknown DARTS order {self.order!r}; known: first, second")
         if self.recompute_edges not in (True, False, "auto"):
             raise ValueError(f"recompute_edges must be True, False or 'auto', got {self.recompute_edges!r}")
+        if self.cuda_graphs not in (True, False, "auto"):
+            raise ValueError(f"cuda_graphs must be True, False or 'auto', got {self.cuda_graphs!r}")
 
 
 
@@ -142,7 +149,10 @@ def run_search(
     if tuple(x.shape[2:]) != tuple(space.input_shape):
         raise ValueError(f"maps of shape {tuple(x.shape[2:])} do not fit the search space's input_shape "
                          f"{tuple(space.input_shape)}")
-    identity = json.loads(json.dumps({"search_space": space.to_dict(), "search": config.to_dict()}))
+    # What must match to resume. cuda_graphs is how a step runs, not what it
+    # computes: a search recorded on a GPU may go on eagerly, and back.
+    settings = {k: v for k, v in config.to_dict().items() if k != "cuda_graphs"}
+    identity = json.loads(json.dumps({"search_space": space.to_dict(), "search": settings}))
     checkpoint_path = run_dir / CHECKPOINT
 
     seed_everything(config.seed)
@@ -158,6 +168,7 @@ def run_search(
     a_opt = torch.optim.Adam(model.arch_parameters(), lr=config.alpha_lr, betas=config.alpha_betas,
                              weight_decay=config.alpha_weight_decay)
     architect = Architect(model, a_opt, config.order, config.w_momentum, config.w_weight_decay)
+    take_step = make_search_step(model, w_opt, architect, config, device, recompute)
 
     w_idx, a_idx = split_halves(np.asarray(y), config.alpha_fraction, config.seed)
     tensor_x = torch.as_tensor(x).to(device).contiguous(memory_format=memory_format)
@@ -187,10 +198,8 @@ def run_search(
         sums = dict(w_loss=0.0, w_correct=0, w_n=0, a_loss=0.0, a_correct=0, a_n=0)
         for step, w_batch in enumerate(w_batches):
             a_batch = a_batches[step % len(a_batches)]
-            use_architect = architect if epoch >= config.warmup_epochs else None
-            w_loss, w_logits, a_loss, a_logits = search_step(
-                model, w_opt, use_architect, x_w[w_batch], y_w[w_batch], x_a[a_batch], y_a[a_batch],
-                lr, config.grad_clip, config.precision)
+            w_loss, w_logits, a_loss, a_logits = take_step(
+                x_w[w_batch], y_w[w_batch], x_a[a_batch], y_a[a_batch], lr, epoch >= config.warmup_epochs)
             sums["w_loss"] += float(w_loss) * len(w_batch)
             sums["w_correct"] += int((w_logits.argmax(1) == y_w[w_batch]).sum())
             sums["w_n"] += len(w_batch)
@@ -234,7 +243,8 @@ def run_search(
         warnings.warn(f"{message}: the genome rests on near-ties. Remedies: {UNDECIDED_REMEDIES}", stacklevel=2)
     summary = {"epochs": len(rows), "parameters": count_parameters(model),
                "seconds": float(sum(r["seconds"] for r in rows)), "collapse": collapse, "undecided": undecided,
-               "final_alpha_acc": rows[-1]["alpha_acc"], "recompute_edges": recompute}
+               "final_alpha_acc": rows[-1]["alpha_acc"], "recompute_edges": recompute,
+               "cuda_graphs": isinstance(take_step, GraphedStep) and take_step.record}
     write_json(summary, run_dir / "summary.json")
     return SearchResult(genome, pd.DataFrame(rows), {t: np.stack(h) for t, h in history.items()}, collapse, run_dir,
                         undecided)
