@@ -12,7 +12,10 @@ weight gradients on the weight batch -- once per batch size, and replays
 them. The optimiser steps between them (Adam on the alphas; gradient
 clipping and SGD on the weights) stay eager, so the update rules are
 torch's own and the learning-rate schedule needs no recording. The step
-computes what :func:`~emokit.search.architect.search_step` computes.
+computes what :func:`~emokit.search.architect.search_step` computes: each
+new graph's first replay is checked against the same computation run
+eagerly, and a graph that fails to record (out of memory, say) or to match
+leaves the search to eager steps, with a warning.
 
 A graph holds the Python numbers of its recording fixed, and keeps its own
 memory (about one step's activations per recorded computation). So
