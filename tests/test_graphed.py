@@ -119,3 +119,93 @@ def test_buffers_changed_inside_kept_buffers_come_back():
         model(torch.randn(4, 1, 16, 16))
         assert any(not torch.equal(a, b) for a, b in zip(before, model.buffers()))
     assert all(torch.equal(a, b) for a, b in zip(before, model.buffers()))
+
+
+class _GraphReplayingEagerly:
+    """Stands in for a CUDA graph on the CPU: replay() runs the recorded
+    computation on the static inputs and writes into the static outputs."""
+
+    def __init__(self, compute, x, y, outputs):
+        self.compute, self.x, self.y, self.outputs, self.replays = compute, x, y, outputs, 0
+
+    def replay(self):
+        self.replays += 1
+        loss, logits, grads = self.compute(self.x, self.y)
+        self.outputs[0].copy_(loss)
+        self.outputs[1].copy_(logits)
+        for static, grad in zip(self.outputs[2], grads):
+            if static is not None:
+                static.copy_(grad)
+
+
+def test_graphs_are_recorded_per_batch_size_and_replayed_with_each_new_batch(monkeypatch):
+    """The step's bookkeeping around the graphs, with graphs that replay
+    eagerly: one pair per batch size, a trial replay when recorded, each
+    later batch copied in and the results read out; bit for bit the eager
+    search step."""
+    torch.manual_seed(0)
+    eager_model = Supernet(TINY)
+    graphed_model = copy.deepcopy(eager_model)
+    eager_w, eager_arch = optimisers(eager_model)
+    graphed_w, graphed_arch = optimisers(graphed_model)
+
+    def capture(self, compute, x, y):
+        static_x, static_y = x.clone(), y.clone()
+        with kept_buffers(self.model):  # recording runs nothing
+            outputs = compute(static_x, static_y)
+        return _GraphReplayingEagerly(compute, static_x, static_y, outputs), static_x, static_y, outputs
+
+    monkeypatch.setattr(GraphedStep, "_capture", capture)
+    step = GraphedStep(graphed_model, graphed_w, graphed_arch, grad_clip=0.1)
+    x, y = torch.randn(12, 1, 16, 16), torch.arange(12) % 4
+    for rows, alphas_move in ((8, True), (4, True), (8, True), (8, False), (4, True)):
+        xw, yw, xa, ya = x[:rows], y[:rows], x[-rows:], y[-rows:]
+        expected = search_step(eager_model, eager_w, eager_arch if alphas_move else None, xw, yw, xa, ya, 0.05, 0.1)
+        got = step(xw, yw, xa, ya, 0.05, alphas_move)
+        assert all((e is None and g is None) or torch.equal(e, g) for e, g in zip(expected, got))
+    assert step.record and sorted(step.graphs) == [("alpha", (4, 1, 16, 16)), ("alpha", (8, 1, 16, 16)),
+                                                   ("weight", (4, 1, 16, 16)), ("weight", (8, 1, 16, 16))]
+    # A trial replay when recorded, then one per later use.
+    assert step.graphs[("weight", (8, 1, 16, 16))][0].replays == 3
+    assert step.graphs[("alpha", (4, 1, 16, 16))][0].replays == 2
+    for (name, e), (_, g) in zip(eager_model.state_dict().items(), graphed_model.state_dict().items()):
+        assert torch.equal(e, g), name
+
+
+class _GraphThatComputesNothing:
+    def replay(self):
+        pass
+
+
+@pytest.mark.parametrize("failure", ["recording", "replay"])
+def test_a_graph_that_fails_leaves_the_search_to_eager_steps(failure, monkeypatch):
+    """Recording raises, or the first replay gives stale outputs: a warning,
+    the step's result is the eager one, and no graph is tried again;
+    strict=True raises instead."""
+    torch.manual_seed(0)
+    eager_model = Supernet(TINY)
+    graphed_model = copy.deepcopy(eager_model)
+    eager_w, eager_arch = optimisers(eager_model)
+    graphed_w, graphed_arch = optimisers(graphed_model)
+
+    def capture(self, compute, x, y):
+        if failure == "recording":
+            raise RuntimeError("operation not permitted when stream is capturing")
+        alphas = compute.__name__ == "_alpha_gradients"
+        n_grads = len(self.model.arch_parameters() if alphas else self.model.weight_parameters())
+        stale = (torch.zeros(()), torch.zeros(len(x), 4), tuple(torch.zeros(1) for _ in range(n_grads)))
+        return _GraphThatComputesNothing(), x.clone(), y.clone(), stale
+
+    monkeypatch.setattr(GraphedStep, "_capture", capture)
+    x, y = torch.randn(8, 1, 16, 16), torch.arange(8) % 4
+    strict = GraphedStep(copy.deepcopy(eager_model), *optimisers(eager_model), grad_clip=5.0, strict=True)
+    with pytest.raises(RuntimeError, match="capturing" if failure == "recording" else "differs from the eager"):
+        strict(x, y, x, y, 0.05, True)
+    step = GraphedStep(graphed_model, graphed_w, graphed_arch, grad_clip=5.0)
+    with pytest.warns(UserWarning, match="goes on without graphs"):
+        got = step(x, y, x, y, 0.05, True)
+    assert not step.record and step.graphs == {}
+    expected = search_step(eager_model, eager_w, eager_arch, x, y, x, y, 0.05, 5.0)
+    assert all(torch.equal(e, g) for e, g in zip(expected, got))
+    for (name, e), (_, g) in zip(eager_model.state_dict().items(), graphed_model.state_dict().items()):
+        assert torch.equal(e, g), name

@@ -127,9 +127,9 @@ class GraphedStep:
 
     ``record=False`` runs the same computations eagerly (what a replay
     computes, without the graph): the CPU tests check the step's logic that
-    way. Each new graph's first replay is checked against the eager
-    computation (:meth:`_first_replay`). ``strict``: a graph that fails to
-    record or to match raises instead of warning and going on eagerly.
+    way. Each new graph is replayed once as a trial and checked against
+    the eager computation (:meth:`_replay`). ``strict``: a graph that fails
+    to record or to match raises instead of warning and going on eagerly.
     """
 
     def __init__(self, model: nn.Module, w_optimizer, architect: Architect, grad_clip: float, record: bool = True,
@@ -168,18 +168,35 @@ class GraphedStep:
             static_y.copy_(y)
             graph.replay()
             return outputs
+        # A new graph: recorded, replayed once as a trial, and kept only if
+        # the trial gives what the same computation gives eagerly (a kernel
+        # that cannot be recorded, or a torch version that records
+        # differently, must not steer a search silently). This step's
+        # result, and its BatchNorm update, are the eager run's.
         try:
-            self.graphs[key] = self._capture(compute, x, y)
-            return self._first_replay(compute, *self.graphs[key])
+            graph, static_x, static_y, outputs = self._capture(compute, x, y)
+            with kept_buffers(self.model):
+                graph.replay()
         except (RuntimeError, torch.OutOfMemoryError) as error:
-            if self.strict:
-                raise
-            warnings.warn(f"a CUDA graph of the search step failed ({error}); the search goes on without graphs",
-                          stacklevel=3)
-            self.record = False
-            self.graphs.clear()
-            torch.cuda.empty_cache()
+            self._stop_recording(error)
             return compute(x, y)
+        expected = compute(static_x, static_y)
+        differing = replay_mismatches(expected, outputs)
+        if differing:
+            self._stop_recording(RuntimeError("the replayed graph differs from the eager computation in "
+                                              + ", ".join(differing)))
+        else:
+            self.graphs[key] = (graph, static_x, static_y, outputs)
+        return expected
+
+    def _stop_recording(self, error: Exception) -> None:
+        if self.strict:
+            raise error
+        warnings.warn(f"a CUDA graph of the search step failed ({error}); the search goes on without graphs",
+                      stacklevel=4)
+        self.record = False
+        self.graphs.clear()
+        torch.cuda.empty_cache()
 
     def _capture(self, compute, x, y):
         static_x, static_y = x.clone(), y.clone()
@@ -194,19 +211,6 @@ class GraphedStep:
         with torch.cuda.graph(graph):
             outputs = compute(static_x, static_y)
         return graph, static_x, static_y, outputs
-
-    def _first_replay(self, compute, graph, static_x, static_y, outputs):
-        """Replay a new graph once, checked against the same computation run
-        eagerly on the same input: a graph that computes anything else (a
-        kernel that cannot be recorded, a torch version that records
-        differently) raises instead of steering a search silently."""
-        with kept_buffers(self.model):
-            expected = compute(static_x, static_y)
-        graph.replay()
-        differing = replay_mismatches(expected, outputs)
-        if differing:
-            raise RuntimeError(f"the replayed graph differs from the eager computation in {', '.join(differing)}")
-        return outputs
 
     # --- one step --------------------------------------------------------------
     def __call__(self, x_w, y_w, x_a, y_a, lr, alphas_move: bool):
