@@ -28,15 +28,27 @@ def optimisers(model):
     return w_opt, Architect(model, a_opt)
 
 
+def twins(channels_last: bool = False):
+    """Two identical tiny supernets, each with its optimisers: (model, weight
+    optimiser, architect) for the eager step and for the graphed one."""
+    torch.manual_seed(0)
+    model = Supernet(TINY)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    other = copy.deepcopy(model)
+    return (model, *optimisers(model)), (other, *optimisers(other))
+
+
+def assert_same_state(model, other):
+    for (name, a), (_, b) in zip(model.state_dict().items(), other.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
 def test_the_step_computes_what_the_eager_search_step_computes():
     """Same losses, logits, weights, alphas, BatchNorm statistics and
     optimiser states, bit for bit, over steps of two batch sizes and a
     weights-only step (grad clipping active: max norm 0.1)."""
-    torch.manual_seed(0)
-    eager_model = Supernet(TINY).to(memory_format=torch.channels_last)
-    graphed_model = copy.deepcopy(eager_model)
-    eager_w, eager_arch = optimisers(eager_model)
-    graphed_w, graphed_arch = optimisers(graphed_model)
+    (eager_model, eager_w, eager_arch), (graphed_model, graphed_w, graphed_arch) = twins(channels_last=True)
     step = GraphedStep(graphed_model, graphed_w, graphed_arch, grad_clip=0.1, record=False)
     x = torch.randn(12, 1, 16, 16).contiguous(memory_format=torch.channels_last)
     y = torch.arange(12) % 4
@@ -47,8 +59,7 @@ def test_the_step_computes_what_the_eager_search_step_computes():
         got = step(xw, yw, xa, ya, 0.05, alphas_move)
         for e, g in zip(expected, got):
             assert (e is None and g is None) or torch.equal(e, g)
-    for (name, e), (_, g) in zip(eager_model.state_dict().items(), graphed_model.state_dict().items()):
-        assert torch.equal(e, g), name
+    assert_same_state(eager_model, graphed_model)
     for e_opt, g_opt in ((eager_w, graphed_w), (eager_arch.optimizer, graphed_arch.optimizer)):
         for e_state, g_state in zip(e_opt.state.values(), g_opt.state.values()):
             for key in e_state:
@@ -143,11 +154,7 @@ def test_graphs_are_recorded_per_batch_size_and_replayed_with_each_new_batch(mon
     eagerly: one pair per batch size, a trial replay when recorded, each
     later batch copied in and the results read out; bit for bit the eager
     search step."""
-    torch.manual_seed(0)
-    eager_model = Supernet(TINY)
-    graphed_model = copy.deepcopy(eager_model)
-    eager_w, eager_arch = optimisers(eager_model)
-    graphed_w, graphed_arch = optimisers(graphed_model)
+    (eager_model, eager_w, eager_arch), (graphed_model, graphed_w, graphed_arch) = twins()
 
     def capture(self, compute, x, y):
         static_x, static_y = x.clone(), y.clone()
@@ -168,8 +175,7 @@ def test_graphs_are_recorded_per_batch_size_and_replayed_with_each_new_batch(mon
     # A trial replay when recorded, then one per later use.
     assert step.graphs[("weight", (8, 1, 16, 16))][0].replays == 3
     assert step.graphs[("alpha", (4, 1, 16, 16))][0].replays == 2
-    for (name, e), (_, g) in zip(eager_model.state_dict().items(), graphed_model.state_dict().items()):
-        assert torch.equal(e, g), name
+    assert_same_state(eager_model, graphed_model)
 
 
 class _GraphThatComputesNothing:
@@ -182,11 +188,7 @@ def test_a_graph_that_fails_leaves_the_search_to_eager_steps(failure, monkeypatc
     """Recording raises, or the first replay gives stale outputs: a warning,
     the step's result is the eager one, and no graph is tried again;
     strict=True raises instead."""
-    torch.manual_seed(0)
-    eager_model = Supernet(TINY)
-    graphed_model = copy.deepcopy(eager_model)
-    eager_w, eager_arch = optimisers(eager_model)
-    graphed_w, graphed_arch = optimisers(graphed_model)
+    (eager_model, eager_w, eager_arch), (graphed_model, graphed_w, graphed_arch) = twins()
 
     def capture(self, compute, x, y):
         if failure == "recording":
@@ -198,7 +200,7 @@ def test_a_graph_that_fails_leaves_the_search_to_eager_steps(failure, monkeypatc
 
     monkeypatch.setattr(GraphedStep, "_capture", capture)
     x, y = torch.randn(8, 1, 16, 16), torch.arange(8) % 4
-    strict = GraphedStep(copy.deepcopy(eager_model), *optimisers(eager_model), grad_clip=5.0, strict=True)
+    strict = GraphedStep(*twins()[0], grad_clip=5.0, strict=True)
     with pytest.raises(RuntimeError, match="capturing" if failure == "recording" else "differs from the eager"):
         strict(x, y, x, y, 0.05, True)
     step = GraphedStep(graphed_model, graphed_w, graphed_arch, grad_clip=5.0)
@@ -207,5 +209,4 @@ def test_a_graph_that_fails_leaves_the_search_to_eager_steps(failure, monkeypatc
     assert not step.record and step.graphs == {}
     expected = search_step(eager_model, eager_w, eager_arch, x, y, x, y, 0.05, 5.0)
     assert all(torch.equal(e, g) for e, g in zip(expected, got))
-    for (name, e), (_, g) in zip(eager_model.state_dict().items(), graphed_model.state_dict().items()):
-        assert torch.equal(e, g), name
+    assert_same_state(eager_model, graphed_model)
