@@ -64,7 +64,7 @@ PARAMETER_FREE_FAMILIES = ("pooling", "identity", "none")
 
 
 def derive_cell(weights: np.ndarray, op_names: Sequence[str], n_nodes: int, k: int = 2,
-                max_skip: int | None = None) -> CellGenes:
+                max_skip: int | None = None, edge_strength: np.ndarray | None = None) -> CellGenes:
     """DARTS' discretisation of one cell.
 
     Parameters
@@ -79,6 +79,10 @@ def derive_cell(weights: np.ndarray, op_names: Sequence[str], n_nodes: int, k: i
         At most this many ``skip_connect`` edges in the cell (P-DARTS): the
         weakest of any others take their edge's strongest op other than
         ``none`` and ``skip_connect``.
+    edge_strength : ndarray, shape (n_edges,), optional
+        Ranks each node's incoming edges instead of their strongest op's
+        weight (selection by perturbation: how much worse the supernet does
+        without the edge).
 
     Returns
     -------
@@ -89,6 +93,10 @@ def derive_cell(weights: np.ndarray, op_names: Sequence[str], n_nodes: int, k: i
     weights = np.asarray(weights, dtype=np.float64)
     if weights.shape != (n_edges(n_nodes), len(op_names)):
         raise ValueError(f"weights shape {weights.shape} does not fit {n_nodes} nodes x {len(op_names)} ops")
+    if edge_strength is not None:
+        edge_strength = np.asarray(edge_strength, dtype=np.float64)
+    if edge_strength is not None and edge_strength.shape != (n_edges(n_nodes),):
+        raise ValueError(f"edge_strength shape {edge_strength.shape} does not fit {n_edges(n_nodes)} edges")
     usable = [c for c, name in enumerate(op_names) if name != "none"]
     if not usable:
         raise ValueError("a cell needs at least one op other than 'none'")
@@ -97,7 +105,8 @@ def derive_cell(weights: np.ndarray, op_names: Sequence[str], n_nodes: int, k: i
     for j in range(n_nodes):
         rows = weights[start : start + 2 + j]
         best_op = [max(usable, key=lambda c: row[c]) for row in rows]
-        strength = [row[c] for row, c in zip(rows, best_op)]
+        strength = ([row[c] for row, c in zip(rows, best_op)] if edge_strength is None
+                    else list(edge_strength[start : start + 2 + j]))
         # Stable ranking: ties go to the earlier input, so derivation is deterministic.
         chosen = sorted(range(len(rows)), key=lambda i: (-strength[i], i))[: min(k, len(rows))]
         genes.append([[op_names[best_op[i]], i, rows[i]] for i in sorted(chosen)])

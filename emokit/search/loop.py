@@ -27,6 +27,7 @@ from emokit.search.genotype import (COLLAPSE_REMEDIES, UNDECIDED_REMEDIES, Genom
                                     undecided_report)
 from emokit.search.graphed import GraphedStep, make_search_step
 from emokit.search.memory import choose_recompute
+from emokit.search.selection import check_selection, select_genome
 from emokit.search.supernet import SearchSpace, Supernet, count_parameters
 from emokit.utils import atomic_write_bytes, resolve_device, reuse_freed_memory, seed_everything, write_json
 
@@ -43,7 +44,10 @@ class SearchConfig(Config):
     epochs. ``beta_decay`` (beta-DARTS, Ye et al. 2022): weight of the
     alphas' logsumexp in the alpha loss, ramped up linearly from 0 over the
     epochs. ``max_skip`` (P-DARTS): at most this many ``skip_connect`` edges
-    per cell when the genome is derived.
+    per cell when the genome is derived. ``selection``: how the genome is
+    read from the trained supernet, "alphas" (DARTS: the largest weights) or
+    "perturbation" (the ops and edges whose removal hurts the supernet most
+    on the alpha half; :mod:`emokit.search.selection`).
     ``channels_last``: NHWC memory layout, several times faster convolutions
     on CPU. ``recompute_edges``: recompute each CNN edge in the backward pass
     (a fraction of the memory, about one more forward pass of time); "auto"
@@ -72,6 +76,7 @@ class SearchConfig(Config):
     aux_skip: float = 0.0
     beta_decay: float = 0.0
     max_skip: int | None = None
+    selection: str = "alphas"
     seed: int = 0
     device: str = "auto"
     channels_last: bool = True
@@ -87,6 +92,7 @@ class SearchConfig(Config):
             raise ValueError(f"unknown DARTS order {self.order!r}; known: first, second")
         if self.recompute_edges not in (True, False, "auto"):
             raise ValueError(f"recompute_edges must be True, False or 'auto', got {self.recompute_edges!r}")
+        check_selection(self.selection)
         if self.cuda_graphs not in (True, False, "auto"):
             raise ValueError(f"cuda_graphs must be True, False or 'auto', got {self.cuda_graphs!r}")
 
@@ -150,8 +156,10 @@ def run_search(
         raise ValueError(f"maps of shape {tuple(x.shape[2:])} do not fit the search space's input_shape "
                          f"{tuple(space.input_shape)}")
     # What must match to resume. cuda_graphs is how a step runs, not what it
-    # computes: a search recorded on a GPU may go on eagerly, and back.
-    settings = {k: v for k, v in config.to_dict().items() if k != "cuda_graphs"}
+    # computes: a search recorded on a GPU may go on eagerly, and back. The
+    # selection only reads the trained supernet: a finished search can be
+    # read again another way.
+    settings = {k: v for k, v in config.to_dict().items() if k not in ("cuda_graphs", "selection")}
     identity = json.loads(json.dumps({"search_space": space.to_dict(), "search": settings}))
     checkpoint_path = run_dir / CHECKPOINT
 
@@ -234,7 +242,11 @@ def run_search(
 
     if not rows:
         raise RuntimeError(f"search in {run_dir} ran no epoch (epochs={config.epochs})")
-    genome = Genome.from_dict(json.loads(rows[-1]["genome"]))
+    genome, scores = Genome.from_dict(json.loads(rows[-1]["genome"])), None  # by the alphas, as every epoch's
+    if config.selection != "alphas":
+        genome, scores = select_genome(model, config.selection, x_a, y_a, config.max_skip, config.batch_size,
+                                       progress)
+    _write_selection(run_dir, genome, scores)
     collapse = collapse_report(genome)
     for message in collapse:
         warnings.warn(f"{message}. Remedies: {COLLAPSE_REMEDIES}", stacklevel=2)
@@ -243,7 +255,7 @@ def run_search(
         warnings.warn(f"{message}: the genome rests on near-ties. Remedies: {UNDECIDED_REMEDIES}", stacklevel=2)
     summary = {"epochs": len(rows), "parameters": count_parameters(model),
                "seconds": float(sum(r["seconds"] for r in rows)), "collapse": collapse, "undecided": undecided,
-               "final_alpha_acc": rows[-1]["alpha_acc"], "recompute_edges": recompute,
+               "final_alpha_acc": rows[-1]["alpha_acc"], "recompute_edges": recompute, "selection": config.selection,
                "cuda_graphs": isinstance(take_step, GraphedStep) and take_step.record}
     write_json(summary, run_dir / "summary.json")
     return SearchResult(genome, pd.DataFrame(rows), {t: np.stack(h) for t, h in history.items()}, collapse, run_dir,
@@ -258,6 +270,20 @@ def _write_outputs(run_dir: Path, rows: list[dict], history: dict, genome: Genom
     np.savez(buffer, **{t: np.stack(h) for t, h in history.items()})
     atomic_write_bytes(run_dir / "alpha_history.npz", buffer.getvalue())
     genome.save(run_dir / "genome.json")
+
+
+def _write_selection(run_dir: Path, genome: Genome, scores: dict | None) -> None:
+    """genome.json of the selection, and its scores in selection.npz (``<cell>_ops``
+    (n_edges, n_ops) and ``<cell>_edges`` (n_edges,), loss increases; none for "alphas")."""
+    import io
+
+    genome.save(run_dir / "genome.json")
+    if scores is None:
+        (run_dir / "selection.npz").unlink(missing_ok=True)
+        return
+    buffer = io.BytesIO()
+    np.savez(buffer, **{f"{t}_{kind}": values for t, by in scores.items() for kind, values in by.items()})
+    atomic_write_bytes(run_dir / "selection.npz", buffer.getvalue())
 
 
 def load_search(run_dir: str | Path) -> SearchResult:

@@ -175,8 +175,13 @@ class Supernet(nn.Module):
     def weight_parameters(self) -> list[nn.Parameter]:
         return [p for name, p in self.named_parameters() if not name.startswith("alphas.")]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, masks: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Logits of ``x``; ``masks`` (cell type -> (n_edges, n_ops) of 0 and
+        1) takes ops out of the mixed edges, as architecture selection by
+        perturbation does (:mod:`emokit.search.selection`)."""
         w = {t: torch.softmax(a, dim=-1) for t, a in self.alphas.items()}
+        for t, mask in (masks or {}).items():
+            w[t] = w[t] * mask.to(w[t])
         s0 = s1 = self.stem(x)
         for cell in self.cnn_cells:
             s0, s1 = s1, self._cnn_cell(cell, s0, s1, w["reduce"] if cell.reduction else w["normal"])

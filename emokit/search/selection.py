@@ -1,0 +1,120 @@
+"""Choosing the genome from a trained supernet: by the alphas, or by perturbation.
+
+DARTS keeps, on each edge, the op with the largest softmax weight, and on
+each node the two edges whose best op weighs most ("alphas"). Wang et al.
+(2021, "Rethinking architecture selection in differentiable NAS") showed
+that a large weight need not mean the supernet relies on the op, and chose
+by perturbation instead: take an op out of its edge and measure how much
+worse the supernet does on held-out data; keep the op whose removal hurts
+most. Here:
+
+    op score(e, o)  = L(supernet without op o on edge e) - L(supernet)
+    edge score(e)   = L(supernet without edge e)         - L(supernet)
+
+with ``L`` the mean cross-entropy on the search's alpha half (held-out
+utterances of the training speakers; never the test speakers), the
+network in eval mode. Alphas are shared by every cell of a type, so an op
+is taken out of that edge in every cell of its type. This is the one-shot
+form of the method: every score comes from the same trained supernet (the
+paper fine-tunes the supernet between edge decisions).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from emokit.search.genotype import CELL_TYPES, Genome, derive_cell
+from emokit.search.supernet import Supernet
+
+SELECTIONS = ("alphas", "perturbation")
+
+
+def check_selection(selection: str) -> str:
+    """``selection`` if it is known; a ``ValueError`` naming the known ones otherwise."""
+    if selection not in SELECTIONS:
+        raise ValueError(f"unknown selection {selection!r}; known: {', '.join(SELECTIONS)}")
+    return selection
+
+
+@torch.no_grad()
+def supernet_loss(model: Supernet, x: torch.Tensor, y: torch.Tensor, batch_size: int = 64,
+                  masks: dict[str, torch.Tensor] | None = None) -> float:
+    """Mean cross-entropy of ``model`` (as it is: train or eval mode) on ``x``, ``y``.
+
+    Parameters
+    ----------
+    x : Tensor, shape (n, 1, rows, columns), on the model's device
+    y : Tensor, shape (n,), class indices
+    masks : cell type -> Tensor (n_edges, n_ops) of 0 / 1, see :meth:`Supernet.forward`
+    """
+    total = 0.0
+    for start in range(0, len(x), batch_size):
+        logits = model(x[start : start + batch_size], masks).float()
+        total += float(nn.functional.cross_entropy(logits, y[start : start + batch_size], reduction="sum"))
+    return total / len(x)
+
+
+@torch.no_grad()
+def perturbation_scores(model: Supernet, x: torch.Tensor, y: torch.Tensor, batch_size: int = 64,
+                        progress: bool = False) -> dict[str, dict[str, np.ndarray]]:
+    """How much worse ``model`` does on ``x``, ``y`` without each op and each edge.
+
+    Returns
+    -------
+    dict
+        cell type -> ``{"ops": ndarray (n_edges, n_ops), "edges": ndarray
+        (n_edges,)}``: the loss increase (nats) when that op, or the whole
+        edge, is taken out. ``none`` contributes nothing, so its column is NaN.
+        The model's mode and auxiliary skip weight are put back afterwards.
+    """
+    from tqdm.auto import tqdm
+
+    was_training = model.training
+    aux_skip = [(m, m.aux_skip) for m in model.modules() if hasattr(m, "aux_skip")]
+    model.eval()
+    model.set_aux_skip(0.0)  # DARTS-' auxiliary skip is gone from the final network
+    try:
+        base = supernet_loss(model, x, y, batch_size)
+        scores = {}
+        jobs = [(t, e, o) for t, a in model.alphas.items() for e in range(a.shape[0]) for o in range(-1, a.shape[1])
+                if o < 0 or model.space.ops(t)[o] != "none"]  # o = -1: the whole edge
+        for t in model.alphas:
+            shape = model.alphas[t].shape
+            scores[t] = {"ops": np.full(tuple(shape), np.nan), "edges": np.full(shape[0], np.nan)}
+        for t, e, o in tqdm(jobs, desc="selection", unit="mask", disable=not progress):
+            mask = torch.ones_like(model.alphas[t])
+            if o < 0:
+                mask[e] = 0.0
+            else:
+                mask[e, o] = 0.0
+            loss = supernet_loss(model, x, y, batch_size, {t: mask}) - base
+            if o < 0:
+                scores[t]["edges"][e] = loss
+            else:
+                scores[t]["ops"][e, o] = loss
+    finally:
+        model.train(was_training)
+        for module, weight in aux_skip:
+            module.aux_skip = weight
+    return scores
+
+
+def genome_from_scores(scores: dict[str, dict[str, np.ndarray]], model: Supernet,
+                       max_skip: int | None = None) -> Genome:
+    """The genome whose ops and edges are the ones the supernet needs most
+    (:func:`perturbation_scores`); ``max_skip`` as in :func:`derive_cell`."""
+    space = model.space
+    genes = {t: derive_cell(scores[t]["ops"], space.ops(t), space.nodes(t), max_skip=max_skip,
+                            edge_strength=scores[t]["edges"]) if t in scores else () for t in CELL_TYPES}
+    return Genome(**genes)
+
+
+def select_genome(model: Supernet, selection: str, x: torch.Tensor, y: torch.Tensor, max_skip: int | None = None,
+                  batch_size: int = 64, progress: bool = False) -> tuple[Genome, dict | None]:
+    """The genome of a trained supernet by ``selection`` ("alphas" or
+    "perturbation", scored on ``x``, ``y``); returns it and the scores (None for "alphas")."""
+    if check_selection(selection) == "alphas":
+        return model.genome(max_skip), None
+    scores = perturbation_scores(model, x, y, batch_size, progress)
+    return genome_from_scores(scores, model, max_skip), scores

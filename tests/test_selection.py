@@ -1,0 +1,114 @@
+"""Reading the genome from a trained supernet: by the alphas or by perturbation."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from emokit.search.genotype import derive_cell
+from emokit.search.loop import SearchConfig, load_search, run_search
+from emokit.search.selection import genome_from_scores, perturbation_scores, supernet_loss
+from emokit.search.supernet import Supernet
+
+from test_search import TINY, tiny_data
+
+
+def twin_supernets(seed=0):
+    """The fast supernet and the plain DARTS reference with the same weights, in eval mode."""
+    torch.manual_seed(seed)
+    fast = Supernet(TINY)
+    plain = Supernet(TINY, fast=False)
+    plain.load_state_dict(fast.state_dict())
+    with torch.no_grad():  # alphas away from uniform, so a mask's effect differs by op
+        for a in list(fast.alphas.values()) + list(plain.alphas.values()):
+            a.copy_(torch.linspace(-1, 1, a.numel()).reshape(a.shape))
+    return fast.eval(), plain.eval()
+
+
+def test_a_mask_takes_an_op_out_of_its_edge_in_every_cell_of_its_type():
+    fast, plain = twin_supernets()
+    x = torch.randn(3, 1, *TINY.input_shape)
+    ops = list(TINY.ops("normal"))
+    edge, op = 1, ops.index("sep_conv_3x3")
+    mask = torch.ones_like(fast.alphas["normal"])
+    mask[edge, op] = 0.0
+    masked = plain(x, {"normal": mask})
+    assert not torch.allclose(masked, plain(x), atol=1e-6)  # the op mattered
+    torch.testing.assert_close(plain(x, {"normal": torch.ones_like(mask)}), plain(x))
+    torch.testing.assert_close(fast(x, {"normal": mask}), masked, rtol=1e-5, atol=1e-5)
+    # The same as the op giving zeros wherever a normal cell runs it.
+    hooks = [cell.edges[edge].ops[op].register_forward_hook(lambda m, i, out: torch.zeros_like(out))
+             for cell in plain.cnn_cells if not cell.reduction]
+    try:
+        torch.testing.assert_close(plain(x), masked)
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
+def test_perturbation_scores_measure_the_loss_without_each_op_and_edge():
+    model, _ = twin_supernets(seed=1)
+    model.train()
+    model.set_aux_skip(0.5)
+    x, y = (torch.as_tensor(v) for v in tiny_data(n_per_class=3))
+    scores = perturbation_scores(model, x, y, batch_size=5)
+    assert model.training and model.cnn_cells[0].edges[0].aux_skip == 0.5  # put back
+    model.eval()
+    model.set_aux_skip(0.0)
+    base = supernet_loss(model, x, y, batch_size=5)
+    for t, by in scores.items():
+        ops = list(TINY.ops(t))
+        assert by["ops"].shape == model.alphas[t].shape and by["edges"].shape == (model.alphas[t].shape[0],)
+        if "none" in ops:
+            assert np.isnan(by["ops"][:, ops.index("none")]).all()
+        usable = [c for c, name in enumerate(ops) if name != "none"]
+        assert np.isfinite(by["ops"][:, usable]).all() and np.isfinite(by["edges"]).all()
+    # One entry by hand: the seq cell's last edge without its first usable op.
+    ops = list(TINY.ops("seq"))
+    o = next(c for c, name in enumerate(ops) if name != "none")
+    mask = torch.ones_like(model.alphas["seq"])
+    mask[-1, o] = 0
+    expected = supernet_loss(model, x, y, batch_size=5, masks={"seq": mask}) - base
+    assert scores["seq"]["ops"][-1, o] == pytest.approx(expected, rel=1e-6, abs=1e-9)
+    again = perturbation_scores(model, x, y, batch_size=5)
+    for t in scores:
+        np.testing.assert_array_equal(again[t]["edges"], scores[t]["edges"])
+
+
+def test_edge_strength_picks_the_edges_and_op_scores_pick_the_ops():
+    ops = ["none", "skip_connect", "sep_conv_3x3", "max_pool_3x3"]
+    scores = np.array([[np.nan, 0.1, 0.5, 0.0],   # node 0 <- c_{k-2}
+                       [np.nan, 0.3, 0.0, 0.2],   # node 0 <- c_{k-1}
+                       [np.nan, 0.0, 0.0, 0.9],   # node 1 <- c_{k-2}
+                       [np.nan, 0.2, 0.1, 0.0],   # node 1 <- c_{k-1}
+                       [np.nan, 0.0, 0.4, 0.1]])  # node 1 <- node 0
+    by_ops = derive_cell(scores, ops, n_nodes=2)
+    assert by_ops == ((("sep_conv_3x3", 0), ("skip_connect", 1)), (("max_pool_3x3", 0), ("sep_conv_3x3", 2)))
+    # Removing edge "node 1 <- c_{k-1}" hurts most, although its best op scores lowest.
+    by_edges = derive_cell(scores, ops, n_nodes=2, edge_strength=[0.2, 0.1, 0.3, 0.8, 0.0])
+    assert by_edges[1] == (("max_pool_3x3", 0), ("skip_connect", 1))
+    with pytest.raises(ValueError, match="edge_strength shape"):
+        derive_cell(scores, ops, n_nodes=2, edge_strength=[1.0, 2.0])
+
+
+def test_a_search_selected_by_perturbation_writes_its_scores_and_can_be_read_again(tmp_path):
+    x, y = tiny_data()
+    config = SearchConfig(epochs=2, batch_size=8, seed=3, alpha_lr=0.1, selection="perturbation")
+    result = run_search(x, y, tmp_path, TINY, config, progress=False)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["selection"] == "perturbation"
+    with np.load(tmp_path / "selection.npz") as saved:
+        scores = {t: {"ops": saved[f"{t}_ops"], "edges": saved[f"{t}_edges"]} for t in ("normal", "reduce", "seq")}
+    assert result.genome == genome_from_scores(scores, Supernet(TINY)) == load_search(tmp_path).genome
+    by_alphas = json.loads(result.log["genome"].iloc[-1])  # every epoch's log row reads the alphas
+    # The same finished supernet read by its alphas: no epoch runs again.
+    again = run_search(x, y, tmp_path, TINY, SearchConfig(**{**config.to_dict(), "selection": "alphas"}),
+                       progress=False)
+    assert again.genome.to_dict() == by_alphas and len(again.log) == 2
+    assert not (tmp_path / "selection.npz").exists()
+    assert load_search(tmp_path).genome == again.genome
+
+
+def test_an_unknown_selection_names_the_known_ones():
+    with pytest.raises(ValueError, match="known: alphas, perturbation"):
+        SearchConfig(selection="magnitude")
