@@ -61,7 +61,8 @@
 # `seq_nodes`, `channels`, `seq_hidden`, `stem_stride`, `partial_channels` for
 # PC-DARTS ...); `search` holds fields of `emokit.search.loop.SearchConfig`
 # (how it is trained: `epochs`, `batch_size`, `alpha_lr`, `warmup_epochs`,
-# `order` — first or second —, `precision`, `seed`, `device` ...). Both
+# `order` — first or second —, `selection` — `alphas` or `perturbation` —,
+# `precision`, `seed`, `device` ...). Both
 # default to the paper's settings, except 20 epochs instead of 300.
 
 # %% tags=["parameters"]
@@ -91,6 +92,7 @@ from emokit.search.genotype import COLLAPSE_REMEDIES, UNDECIDED_REMEDIES
 from emokit.search.loop import SearchConfig
 from emokit.viz import alpha_evolution, load_alpha_history
 from emokit.viz.live import LiveMonitor, alpha_slider
+from emokit.viz.selection import load_selection, selection_heatmaps
 
 config = SearchConfig.from_dict(search)
 feature_dir = feature_dir or str(results_root() / "features")
@@ -197,6 +199,30 @@ else:
     display(Markdown("No cell collapsed: every cell keeps at least one op with weights."))
 for message in result.undecided:
     display(Markdown(f"**Undecided:** {message}. Try {UNDECIDED_REMEDIES}."))
+
+# %% [markdown]
+# ## Which genome: the largest alphas, or what the supernet needs?
+#
+# DARTS reads the genome from the alphas: on each edge the op of the largest
+# $\mathrm{softmax}(\alpha)$, on each node the two edges whose best op weighs
+# most. A large weight need not mean that the supernet relies on the op (Wang
+# et al. 2021, "Rethinking architecture selection in differentiable NAS").
+# With `selection="perturbation"` the genome is read by taking each op, and
+# each whole edge, out of the trained supernet and measuring the loss $L$ on
+# the alpha half (held-out utterances of the training speakers):
+#
+# $$s(e, o) = L(\text{supernet without } o \text{ on } e) - L(\text{supernet}).$$
+#
+# Each edge keeps the op whose removal hurts most, each node the two edges
+# whose removal hurts most. The heatmap shows these scores (red: needed,
+# blue: the supernet does better without it) with the kept ones outlined.
+
+# %%
+if config.selection == "perturbation":
+    scores, ops = load_selection(run_dir)
+    display(selection_heatmaps(scores, ops, result.genome))
+else:
+    print("genome read from the alphas (selection='alphas'); selection='perturbation' reads it by removing ops")
 
 # %% [markdown]
 # ## Scrub the alpha history

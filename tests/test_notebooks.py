@@ -110,10 +110,14 @@ def test_notebooks_01_to_05_by_hand_leave_what_05_needs(tmp_path, monkeypatch, d
     monkeypatch.setenv("EMOKIT_RESULTS", str(results))
     common = dict(corpus="emodb", data_root=str(datasets_root), features=TINY_FEATURES)
     run_notebook("01_features.ipynb", tmp_path, **common, n_jobs=1)
-    run_notebook("02_search.ipynb", tmp_path, **common, fold=0, space=TINY_SPACE,
-                 search={"epochs": 1, "batch_size": 32}, live=False)
+    searched = run_notebook("02_search.ipynb", tmp_path, **common, fold=0, space=TINY_SPACE,
+                            search={"epochs": 1, "batch_size": 32, "selection": "perturbation"}, live=False)
     search_dir = results / "runs" / "emodb" / "emodarts" / "fold0-seed0" / "search"
-    assert (search_dir / "genome.json").exists()
+    assert (search_dir / "genome.json").exists() and (search_dir / "selection.npz").exists()
+    import nbformat
+
+    (cell,) = [c for c in nbformat.read(searched, as_version=4).cells if "selection_heatmaps(" in c.source]
+    assert any("image/png" in out.get("data", {}) for out in cell.outputs)  # the scores' heatmap
     run_notebook("03_genome.ipynb", tmp_path)  # its default: the search above
     for model in ("genome", "classical"):
         run_notebook("04_retrain.ipynb", tmp_path, **common, fold=0, model=model, net=TINY_NET,

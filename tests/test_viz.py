@@ -517,3 +517,25 @@ def test_fold_and_epoch_axes_have_whole_number_ticks():
         low, high = sorted(axis.get_xlim())
         ticks = [t for t in axis.get_xticks() if low <= t <= high]
         assert ticks and all(float(t).is_integer() for t in ticks), ticks
+
+
+def test_selection_heatmaps_outline_the_kept_ops_and_edges(tmp_path):
+    from test_search import TINY, tiny_data
+
+    from emokit.search.loop import SearchConfig, run_search
+    from emokit.viz.selection import load_selection, selection_heatmaps
+
+    x, y = tiny_data(n_per_class=3)
+    with pytest.raises(FileNotFoundError, match="selection='perturbation'"):
+        load_selection(run_search(x, y, tmp_path / "alphas", TINY, SearchConfig(epochs=1, batch_size=8),
+                                  progress=False).run_dir)
+    result = run_search(x, y, tmp_path, TINY, SearchConfig(epochs=1, batch_size=8, selection="perturbation"),
+                        progress=False)
+    scores, ops = load_selection(tmp_path)
+    fig = selection_heatmaps(scores, ops, result.genome)
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == ["normal cell", "reduce cell", "seq cell"]
+    for ax, cell in zip(panels, ("normal", "reduce", "seq")):
+        assert [t.get_text() for t in ax.get_xticklabels()][-1] == "whole edge"
+        assert len(ax.patches) == 2 * len(result.genome.ops(cell))  # each kept op and its edge
+    assert text_overlaps(fig) == []

@@ -1,0 +1,71 @@
+"""Pictures of a selection by perturbation (:mod:`emokit.search.selection`):
+how much worse the supernet does without each op and each edge."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from matplotlib.colors import TwoSlopeNorm
+from matplotlib.figure import Figure
+
+from emokit.search.genotype import CELL_TYPES, Genome, edge_labels, edge_list
+
+
+def load_selection(run_folder: str | Path) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, list[str]]]:
+    """The scores of a search read by perturbation.
+
+    Returns
+    -------
+    scores : cell type -> {"ops": ndarray (n_edges, n_ops), "edges": ndarray (n_edges,)}, loss increases in nats
+    ops : cell type -> list of op names
+    """
+    folder = Path(run_folder)
+    if not (folder / "selection.npz").is_file():
+        raise FileNotFoundError(f"{folder} has no selection.npz: its genome was read from the alphas; "
+                                "search with selection='perturbation' (or run the search again with it)")
+    ops = {cell: list(names) for cell, names in json.loads((folder / "search_space.json").read_text())["ops"].items()}
+    with np.load(folder / "selection.npz") as saved:
+        scores = {t: {"ops": saved[f"{t}_ops"], "edges": saved[f"{t}_edges"]} for t in CELL_TYPES
+                  if f"{t}_ops" in saved.files}
+    return scores, ops
+
+
+def selection_heatmaps(scores: dict[str, dict[str, np.ndarray]], ops: dict[str, list[str]],
+                       genome: Genome | None = None) -> Figure:
+    """One panel per cell type: the loss increase (nats, on the alpha half)
+    without each op (columns) on each edge (rows), and in the last column
+    without the whole edge. Red: the supernet needs it; blue: it does better
+    without. The genome's kept edges and ops are outlined."""
+    cells = [t for t in CELL_TYPES if t in scores]
+    widths = [len(ops[t]) + 1 for t in cells]
+    fig = Figure(figsize=(2.0 + 0.42 * sum(widths) + 1.6 * len(cells), 1.9 + 0.3 * max(len(scores[t]["edges"]) for t in cells)),
+                 layout="constrained")
+    axes = fig.subplots(1, len(cells), width_ratios=widths, squeeze=False)[0]
+    limit = max(float(np.nanmax(np.abs(np.column_stack([scores[t]["ops"], scores[t]["edges"]])))) for t in cells) or 1.0
+    norm = TwoSlopeNorm(0.0, -limit, limit)
+    for ax, t in zip(axes, cells):
+        table = np.column_stack([scores[t]["ops"], scores[t]["edges"]])
+        image = ax.imshow(np.ma.masked_invalid(table), cmap="RdBu_r", norm=norm, aspect="auto", interpolation="nearest")
+        n_nodes = len(genome.cell(t)) if genome is not None else None
+        rows = edge_labels(n_nodes) if n_nodes else [str(e) for e in range(table.shape[0])]
+        ax.set_xticks(range(table.shape[1]), ops[t] + ["whole edge"], rotation=60, ha="right", rotation_mode="anchor",
+                      fontsize=8)
+        ax.set_yticks(range(table.shape[0]), rows, fontsize=8)
+        ax.axvline(table.shape[1] - 1.5, color="black", lw=0.8)
+        if genome is not None:
+            index = {edge: e for e, edge in enumerate(edge_list(n_nodes))}
+            for node, genes in enumerate(genome.cell(t)):
+                for op, source in genes:
+                    e = index[(node, source)]
+                    for column in (ops[t].index(op), table.shape[1] - 1):
+                        ax.add_patch(_outline(column, e))
+        ax.set_title(f"{t} cell", fontsize=10)
+    fig.colorbar(image, ax=list(axes), fraction=0.04, pad=0.02).set_label("loss increase without it (nats)")
+    return fig
+
+
+def _outline(column: int, row: int):
+    from matplotlib.patches import Rectangle
+
+    return Rectangle((column - 0.5, row - 0.5), 1, 1, fill=False, edgecolor="black", lw=1.4)
