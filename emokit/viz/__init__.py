@@ -4,6 +4,7 @@ made in a loop); cell graphs are :class:`graphviz.Digraph` objects.
 
 - :mod:`emokit.viz.corpus`: classes, speakers, a waveform and its map (notebook 01)
 - :mod:`emokit.viz.alphas`: alpha heatmaps, their evolution, op frequency (notebooks 02, 03)
+- :mod:`emokit.viz.selection`: the scores of a genome read by perturbation (notebook 02)
 - :mod:`emokit.viz.cells`: cell graphs of a genome (notebook 03)
 - :mod:`emokit.viz.training`: training curves, confusion matrices (notebook 04)
 - :mod:`emokit.viz.results`: UA per fold, Figure 7, summed confusions (notebook 05)
