@@ -1,6 +1,7 @@
 """Small shared helpers: seeding, device choice, atomic writes, JSON."""
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import functools
@@ -164,3 +165,16 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, (set, tuple)):
         return list(obj)
     raise TypeError(f"cannot write {type(obj).__name__} to JSON")
+
+
+@contextlib.contextmanager
+def kept_buffers(model: torch.nn.Module):
+    """Inside, the model's buffers (BatchNorm's running statistics) may
+    change; afterwards they are what they were."""
+    saved = [b.clone() for b in model.buffers()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for buffer, value in zip(model.buffers(), saved):
+                buffer.copy_(value)

@@ -7,7 +7,7 @@ import torch
 
 from emokit.search.genotype import derive_cell
 from emokit.search.loop import SearchConfig, load_search, run_search
-from emokit.search.selection import genome_from_scores, perturbation_scores, supernet_loss
+from emokit.search.selection import batch_statistics, genome_from_scores, perturbation_scores, supernet_loss
 from emokit.search.supernet import Supernet
 
 from test_search import TINY, tiny_data
@@ -51,11 +51,21 @@ def test_perturbation_scores_measure_the_loss_without_each_op_and_edge():
     model.train()
     model.set_aux_skip(0.5)
     x, y = (torch.as_tensor(v) for v in tiny_data(n_per_class=3))
+    before = [b.clone() for b in model.buffers()]
     scores = perturbation_scores(model, x, y, batch_size=5)
     assert model.training and model.cnn_cells[0].edges[0].aux_skip == 0.5  # put back
-    model.eval()
+    for buffer, saved in zip(model.buffers(), before):  # running statistics untouched
+        torch.testing.assert_close(buffer, saved, rtol=0, atol=0)
     model.set_aux_skip(0.0)
-    base = supernet_loss(model, x, y, batch_size=5)
+    with batch_statistics(model):
+        base = supernet_loss(model, x, y, batch_size=5)
+        ops = list(TINY.ops("seq"))
+        o = next(c for c, name in enumerate(ops) if name != "none")
+        mask = torch.ones_like(model.alphas["seq"])
+        mask[-1, o] = 0
+        expected = supernet_loss(model, x, y, batch_size=5, masks={"seq": mask}) - base
+    # One entry by hand: the seq cell's last edge without its first usable op.
+    assert scores["seq"]["ops"][-1, o] == pytest.approx(expected, rel=1e-6, abs=1e-9)
     for t, by in scores.items():
         ops = list(TINY.ops(t))
         assert by["ops"].shape == model.alphas[t].shape and by["edges"].shape == (model.alphas[t].shape[0],)
@@ -63,16 +73,25 @@ def test_perturbation_scores_measure_the_loss_without_each_op_and_edge():
             assert np.isnan(by["ops"][:, ops.index("none")]).all()
         usable = [c for c, name in enumerate(ops) if name != "none"]
         assert np.isfinite(by["ops"][:, usable]).all() and np.isfinite(by["edges"]).all()
-    # One entry by hand: the seq cell's last edge without its first usable op.
-    ops = list(TINY.ops("seq"))
-    o = next(c for c, name in enumerate(ops) if name != "none")
-    mask = torch.ones_like(model.alphas["seq"])
-    mask[-1, o] = 0
-    expected = supernet_loss(model, x, y, batch_size=5, masks={"seq": mask}) - base
-    assert scores["seq"]["ops"][-1, o] == pytest.approx(expected, rel=1e-6, abs=1e-9)
+    model.set_aux_skip(0.5)
     again = perturbation_scores(model, x, y, batch_size=5)
     for t in scores:
         np.testing.assert_array_equal(again[t]["edges"], scores[t]["edges"])
+
+
+def test_scoring_normalises_with_batch_statistics_without_dropout_and_splits_evenly():
+    torch.manual_seed(0)
+    model = Supernet(TINY.replace(dropout=0.5)).eval()
+    x, y = (torch.as_tensor(v) for v in tiny_data(n_per_class=3))  # 12 maps
+    with batch_statistics(model):
+        assert all(m.training == isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+        assert supernet_loss(model, x, y, batch_size=5) == supernet_loss(model, x, y, batch_size=5)  # no dropout
+        sizes = []
+        hook = model.stem.register_forward_hook(lambda m, i, out: sizes.append(len(out)))
+        supernet_loss(model, x, y, batch_size=5)
+        hook.remove()
+    assert sizes == [4, 4, 4]  # three batches of 4, not 5 + 5 + 2
+    assert not any(m.training for m in model.modules())
 
 
 def test_edge_strength_picks_the_edges_and_op_scores_pick_the_ops():

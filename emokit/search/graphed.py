@@ -26,13 +26,13 @@ device but CUDA.
 """
 from __future__ import annotations
 
-import contextlib
 import warnings
 
 import torch
 from torch import nn
 
 from emokit.search.architect import Architect, at_least_fp32, frozen, search_step
+from emokit.utils import kept_buffers
 
 WARMUP_RUNS = 2  # eager runs on a side stream before recording (cuDNN / cuBLAS set-up, autograd streams)
 
@@ -75,19 +75,6 @@ def make_search_step(model, w_optimizer, architect: Architect, config, device: t
         return search_step(model, w_optimizer, architect if alphas_move else None, x_w, y_w, x_a, y_a, lr,
                            config.grad_clip, config.precision)
     return eager_step
-
-
-@contextlib.contextmanager
-def kept_buffers(model: nn.Module):
-    """Inside, the model's buffers (BatchNorm's running statistics) may
-    change; afterwards they are what they were."""
-    saved = [b.clone() for b in model.buffers()]
-    try:
-        yield
-    finally:
-        with torch.no_grad():
-            for buffer, value in zip(model.buffers(), saved):
-                buffer.copy_(value)
 
 
 def replay_mismatches(expected, got, rtol: float = 1e-3) -> list[str]:

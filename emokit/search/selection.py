@@ -12,13 +12,18 @@ most. Here:
     edge score(e)   = L(supernet without edge e)         - L(supernet)
 
 with ``L`` the mean cross-entropy on the search's alpha half (held-out
-utterances of the training speakers; never the test speakers), the
-network in eval mode. Alphas are shared by every cell of a type, so an op
-is taken out of that edge in every cell of its type. This is the one-shot
-form of the method: every score comes from the same trained supernet (the
-paper fine-tunes the supernet between edge decisions).
+utterances of the training speakers; never the test speakers). BatchNorm
+normalises with the statistics of each batch, as during the search and as
+in the authors' code, so taking an op out is not confounded with the
+running statistics no longer fitting the sum; dropout is off, and the
+running statistics are put back afterwards. Alphas are shared by every cell
+of a type, so an op is taken out of that edge in every cell of its type.
+This is the one-shot form of the method: every score comes from the same
+trained supernet (the paper fine-tunes the supernet between decisions).
 """
 from __future__ import annotations
+
+import contextlib
 
 import numpy as np
 import torch
@@ -26,6 +31,7 @@ from torch import nn
 
 from emokit.search.genotype import CELL_TYPES, Genome, derive_cell
 from emokit.search.supernet import Supernet
+from emokit.utils import kept_buffers
 
 SELECTIONS = ("alphas", "perturbation")
 
@@ -40,7 +46,9 @@ def check_selection(selection: str) -> str:
 @torch.no_grad()
 def supernet_loss(model: Supernet, x: torch.Tensor, y: torch.Tensor, batch_size: int = 64,
                   masks: dict[str, torch.Tensor] | None = None) -> float:
-    """Mean cross-entropy of ``model`` (as it is: train or eval mode) on ``x``, ``y``.
+    """Mean cross-entropy of ``model`` (in the mode it is in) on ``x``, ``y``,
+    in batches of near-equal size of at most ``batch_size`` (no small last
+    batch whose statistics would be noisy).
 
     Parameters
     ----------
@@ -49,10 +57,26 @@ def supernet_loss(model: Supernet, x: torch.Tensor, y: torch.Tensor, batch_size:
     masks : cell type -> Tensor (n_edges, n_ops) of 0 / 1, see :meth:`Supernet.forward`
     """
     total = 0.0
-    for start in range(0, len(x), batch_size):
-        logits = model(x[start : start + batch_size], masks).float()
-        total += float(nn.functional.cross_entropy(logits, y[start : start + batch_size], reduction="sum"))
+    for rows in torch.arange(len(x), device=x.device).tensor_split(-(-len(x) // batch_size)):
+        logits = model(x[rows], masks).float()
+        total += float(nn.functional.cross_entropy(logits, y[rows], reduction="sum"))
     return total / len(x)
+
+
+@contextlib.contextmanager
+def batch_statistics(model: nn.Module):
+    """Inside: BatchNorm in training mode (each batch's statistics), every
+    other module in eval mode (no dropout); afterwards the modes and the
+    running statistics are what they were."""
+    modes = [(m, m.training) for m in model.modules()]
+    with kept_buffers(model):
+        for m in model.modules():
+            m.training = isinstance(m, nn.modules.batchnorm._BatchNorm)
+        try:
+            yield
+        finally:
+            for m, mode in modes:
+                m.training = mode
 
 
 @torch.no_grad()
@@ -66,35 +90,29 @@ def perturbation_scores(model: Supernet, x: torch.Tensor, y: torch.Tensor, batch
         cell type -> ``{"ops": ndarray (n_edges, n_ops), "edges": ndarray
         (n_edges,)}``: the loss increase (nats) when that op, or the whole
         edge, is taken out. ``none`` contributes nothing, so its column is NaN.
-        The model's mode and auxiliary skip weight are put back afterwards.
+        The model's modes, running statistics and auxiliary skip weight are
+        put back afterwards.
     """
     from tqdm.auto import tqdm
 
-    was_training = model.training
+    jobs = [(t, e, o) for t, a in model.alphas.items() for e in range(a.shape[0]) for o in range(-1, a.shape[1])
+            if o < 0 or model.space.ops(t)[o] != "none"]  # o = -1: the whole edge
+    scores = {t: {"ops": np.full(tuple(a.shape), np.nan), "edges": np.full(a.shape[0], np.nan)}
+              for t, a in model.alphas.items()}
     aux_skip = [(m, m.aux_skip) for m in model.modules() if hasattr(m, "aux_skip")]
-    model.eval()
     model.set_aux_skip(0.0)  # DARTS-' auxiliary skip is gone from the final network
     try:
-        base = supernet_loss(model, x, y, batch_size)
-        scores = {}
-        jobs = [(t, e, o) for t, a in model.alphas.items() for e in range(a.shape[0]) for o in range(-1, a.shape[1])
-                if o < 0 or model.space.ops(t)[o] != "none"]  # o = -1: the whole edge
-        for t in model.alphas:
-            shape = model.alphas[t].shape
-            scores[t] = {"ops": np.full(tuple(shape), np.nan), "edges": np.full(shape[0], np.nan)}
-        for t, e, o in tqdm(jobs, desc="selection", unit="mask", disable=not progress):
-            mask = torch.ones_like(model.alphas[t])
-            if o < 0:
-                mask[e] = 0.0
-            else:
-                mask[e, o] = 0.0
-            loss = supernet_loss(model, x, y, batch_size, {t: mask}) - base
-            if o < 0:
-                scores[t]["edges"][e] = loss
-            else:
-                scores[t]["ops"][e, o] = loss
+        with batch_statistics(model):
+            base = supernet_loss(model, x, y, batch_size)
+            for t, e, o in tqdm(jobs, desc="selection", unit="mask", disable=not progress):
+                mask = torch.ones_like(model.alphas[t])
+                mask[e, o if o >= 0 else slice(None)] = 0.0
+                loss = supernet_loss(model, x, y, batch_size, {t: mask}) - base
+                if o < 0:
+                    scores[t]["edges"][e] = loss
+                else:
+                    scores[t]["ops"][e, o] = loss
     finally:
-        model.train(was_training)
         for module, weight in aux_skip:
             module.aux_skip = weight
     return scores
