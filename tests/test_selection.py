@@ -120,11 +120,14 @@ def test_a_search_selected_by_perturbation_writes_its_scores_and_can_be_read_aga
         scores = {t: {"ops": saved[f"{t}_ops"], "edges": saved[f"{t}_edges"]} for t in ("normal", "reduce", "seq")}
     assert result.genome == genome_from_scores(scores, Supernet(TINY)) == load_search(tmp_path).genome
     by_alphas = json.loads(result.log["genome"].iloc[-1])  # every epoch's log row reads the alphas
-    # The same finished supernet read by its alphas: no epoch runs again.
+    # The same finished supernet read by its alphas: no epoch runs again, and
+    # the outputs come back from the checkpoint where they were lost.
+    for name in ("log.csv", "alpha_history.npz"):
+        (tmp_path / name).unlink()
     again = run_search(x, y, tmp_path, TINY, SearchConfig(**{**config.to_dict(), "selection": "alphas"}),
                        progress=False)
     assert again.genome.to_dict() == by_alphas and len(again.log) == 2
-    assert not (tmp_path / "selection.npz").exists()
+    assert not (tmp_path / "selection.npz").exists() and (tmp_path / "alpha_history.npz").exists()
     assert load_search(tmp_path).genome == again.genome
 
 

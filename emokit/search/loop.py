@@ -243,6 +243,7 @@ def run_search(
     if not rows:
         raise RuntimeError(f"search in {run_dir} ran no epoch (epochs={config.epochs})")
     genome, scores = Genome.from_dict(json.loads(rows[-1]["genome"])), None  # by the alphas, as every epoch's
+    _write_outputs(run_dir, rows, history, genome)  # again: a finished search resumed runs no epoch
     if config.selection != "alphas":
         genome, scores = select_genome(model, config.selection, x_a, y_a, config.max_skip, config.batch_size,
                                        progress)
