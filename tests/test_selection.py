@@ -52,18 +52,18 @@ def test_perturbation_scores_measure_the_loss_without_each_op_and_edge():
     model.set_aux_skip(0.5)
     x, y = (torch.as_tensor(v) for v in tiny_data(n_per_class=3))
     before = [b.clone() for b in model.buffers()]
-    scores = perturbation_scores(model, x, y, batch_size=5)
+    scores = perturbation_scores(model, x, y, batch_size=12)  # one batch: 160 forward passes
     assert model.training and model.cnn_cells[0].edges[0].aux_skip == 0.5  # put back
     for buffer, saved in zip(model.buffers(), before):  # running statistics untouched
         torch.testing.assert_close(buffer, saved, rtol=0, atol=0)
     model.set_aux_skip(0.0)
     with batch_statistics(model):
-        base = supernet_loss(model, x, y, batch_size=5)
+        base = supernet_loss(model, x, y, batch_size=12)
         ops = list(TINY.ops("seq"))
         o = next(c for c, name in enumerate(ops) if name != "none")
         mask = torch.ones_like(model.alphas["seq"])
         mask[-1, o] = 0
-        expected = supernet_loss(model, x, y, batch_size=5, masks={"seq": mask}) - base
+        expected = supernet_loss(model, x, y, batch_size=12, masks={"seq": mask}) - base
     # One entry by hand: the seq cell's last edge without its first usable op.
     assert scores["seq"]["ops"][-1, o] == pytest.approx(expected, rel=1e-6, abs=1e-9)
     for t, by in scores.items():
@@ -73,10 +73,6 @@ def test_perturbation_scores_measure_the_loss_without_each_op_and_edge():
             assert np.isnan(by["ops"][:, ops.index("none")]).all()
         usable = [c for c, name in enumerate(ops) if name != "none"]
         assert np.isfinite(by["ops"][:, usable]).all() and np.isfinite(by["edges"]).all()
-    model.set_aux_skip(0.5)
-    again = perturbation_scores(model, x, y, batch_size=5)
-    for t in scores:
-        np.testing.assert_array_equal(again[t]["edges"], scores[t]["edges"])
 
 
 def test_scoring_normalises_with_batch_statistics_without_dropout_and_splits_evenly():
