@@ -114,7 +114,7 @@ def test_a_search_selected_by_perturbation_writes_its_scores_and_can_be_read_aga
     assert summary["selection"] == "perturbation"
     with np.load(tmp_path / "selection.npz") as saved:
         scores = {t: {"ops": saved[f"{t}_ops"], "edges": saved[f"{t}_edges"]} for t in ("normal", "reduce", "seq")}
-    assert result.genome == genome_from_scores(scores, Supernet(TINY)) == load_search(tmp_path).genome
+    assert result.genome == genome_from_scores(scores, TINY) == load_search(tmp_path).genome
     by_alphas = json.loads(result.log["genome"].iloc[-1])  # every epoch's log row reads the alphas
     # The same finished supernet read by its alphas: no epoch runs again, and
     # the outputs come back from the checkpoint where they were lost.

@@ -242,12 +242,8 @@ def run_search(
 
     if not rows:
         raise RuntimeError(f"search in {run_dir} ran no epoch (epochs={config.epochs})")
-    genome, scores = Genome.from_dict(json.loads(rows[-1]["genome"])), None  # by the alphas, as every epoch's
-    _write_outputs(run_dir, rows, history, genome)  # again: a finished search resumed runs no epoch
-    if config.selection != "alphas":
-        genome, scores = select_genome(model, config.selection, x_a, y_a, config.max_skip, config.batch_size,
-                                       progress)
-    _write_selection(run_dir, genome, scores)
+    genome, scores = select_genome(model, config.selection, x_a, y_a, config.max_skip, config.batch_size, progress)
+    _write_outputs(run_dir, rows, history, genome, scores)  # also when a finished search resumed ran no epoch
     collapse = collapse_report(genome)
     for message in collapse:
         warnings.warn(f"{message}. Remedies: {COLLAPSE_REMEDIES}", stacklevel=2)
@@ -263,28 +259,26 @@ def run_search(
                         undecided)
 
 
-def _write_outputs(run_dir: Path, rows: list[dict], history: dict, genome: Genome) -> None:
-    import io
-
+def _write_outputs(run_dir: Path, rows: list[dict], history: dict, genome: Genome, scores: dict | None = None) -> None:
+    """log.csv, alpha_history.npz, genome.json and, for a genome read by
+    perturbation, its scores in selection.npz (``<cell>_ops`` (n_edges, n_ops)
+    and ``<cell>_edges`` (n_edges,), loss increases)."""
     atomic_write_bytes(run_dir / "log.csv", pd.DataFrame(rows).to_csv(index=False).encode())
-    buffer = io.BytesIO()
-    np.savez(buffer, **{t: np.stack(h) for t, h in history.items()})
-    atomic_write_bytes(run_dir / "alpha_history.npz", buffer.getvalue())
-    genome.save(run_dir / "genome.json")
-
-
-def _write_selection(run_dir: Path, genome: Genome, scores: dict | None) -> None:
-    """genome.json of the selection, and its scores in selection.npz (``<cell>_ops``
-    (n_edges, n_ops) and ``<cell>_edges`` (n_edges,), loss increases; none for "alphas")."""
-    import io
-
+    atomic_write_bytes(run_dir / "alpha_history.npz", _npz({t: np.stack(h) for t, h in history.items()}))
     genome.save(run_dir / "genome.json")
     if scores is None:
-        (run_dir / "selection.npz").unlink(missing_ok=True)
-        return
+        (run_dir / "selection.npz").unlink(missing_ok=True)  # the genome is the alphas' again
+    else:
+        atomic_write_bytes(run_dir / "selection.npz",
+                           _npz({f"{t}_{kind}": values for t, by in scores.items() for kind, values in by.items()}))
+
+
+def _npz(arrays: dict[str, np.ndarray]) -> bytes:
+    import io
+
     buffer = io.BytesIO()
-    np.savez(buffer, **{f"{t}_{kind}": values for t, by in scores.items() for kind, values in by.items()})
-    atomic_write_bytes(run_dir / "selection.npz", buffer.getvalue())
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
 
 
 def load_search(run_dir: str | Path) -> SearchResult:

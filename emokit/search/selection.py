@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from emokit.search.genotype import CELL_TYPES, Genome, derive_cell
-from emokit.search.supernet import Supernet
+from emokit.search.supernet import SearchSpace, Supernet
 from emokit.utils import kept_buffers
 
 SELECTIONS = ("alphas", "perturbation")
@@ -118,11 +118,10 @@ def perturbation_scores(model: Supernet, x: torch.Tensor, y: torch.Tensor, batch
     return scores
 
 
-def genome_from_scores(scores: dict[str, dict[str, np.ndarray]], model: Supernet,
+def genome_from_scores(scores: dict[str, dict[str, np.ndarray]], space: SearchSpace,
                        max_skip: int | None = None) -> Genome:
-    """The genome whose ops and edges are the ones the supernet needs most
+    """The genome whose ops and edges the supernet of ``space`` needs most
     (:func:`perturbation_scores`); ``max_skip`` as in :func:`derive_cell`."""
-    space = model.space
     genes = {t: derive_cell(scores[t]["ops"], space.ops(t), space.nodes(t), max_skip=max_skip,
                             edge_strength=scores[t]["edges"]) if t in scores else () for t in CELL_TYPES}
     return Genome(**genes)
@@ -135,4 +134,4 @@ def select_genome(model: Supernet, selection: str, x: torch.Tensor, y: torch.Ten
     if check_selection(selection) == "alphas":
         return model.genome(max_skip), None
     scores = perturbation_scores(model, x, y, batch_size, progress)
-    return genome_from_scores(scores, model, max_skip), scores
+    return genome_from_scores(scores, model.space, max_skip), scores
