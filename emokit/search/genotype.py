@@ -29,6 +29,16 @@ def n_edges(n_nodes: int) -> int:
     return sum(2 + j for j in range(n_nodes))
 
 
+def nodes_for_edges(edges: int) -> int:
+    """Number of intermediate nodes of a cell with ``edges`` mixed edges."""
+    n = 0
+    while n_edges(n) < edges:
+        n += 1
+    if n_edges(n) != edges:
+        raise ValueError(f"{edges} edges is not a DARTS cell (2, 5, 9, 14, 20 ... edges)")
+    return n
+
+
 def state_name(index: int) -> str:
     """Readable name of state ``index``: ``c_{k-2}``, ``c_{k-1}``, then node numbers."""
     return {0: "c_{k-2}", 1: "c_{k-1}"}.get(index, str(index - 2))

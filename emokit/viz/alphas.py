@@ -20,7 +20,8 @@ from matplotlib.colors import LogNorm
 from matplotlib.ticker import MaxNLocator
 from matplotlib.figure import Figure
 
-from emokit.search.genotype import CELL_TYPES, Genome, edge_labels as _edge_labels, edge_list, n_edges, op_family, state_name
+from emokit.search.genotype import (CELL_TYPES, Genome, edge_labels as _edge_labels, edge_list, n_edges, nodes_for_edges,
+                                    op_family, state_name)
 from emokit.viz.cells import cell_graph, genome_figure, save_graph
 from emokit.viz.style import FAMILY_COLORS, check_cell as _check_cell, pick as _pick, series_colors
 
@@ -63,15 +64,6 @@ def _cell_order(keys: Iterable[str]) -> list[str]:
     keys = list(keys)
     return [c for c in CELL_TYPES if c in keys] + [k for k in keys if k not in CELL_TYPES]
 
-
-def _nodes_for_edges(rows: int) -> int:
-    """Number of intermediate nodes of a cell with ``rows`` mixed edges."""
-    n = 0
-    while n_edges(n) < rows:
-        n += 1
-    if n_edges(n) != rows:
-        raise ValueError(f"{rows} edges is not a DARTS cell (2, 5, 9, 14, 20 ... edges)")
-    return n
 
 
 def alpha_heatmap(
@@ -212,7 +204,7 @@ def alpha_heatmaps(
         x += _HM_LABEL_W
         h = cell_h * weights.shape[0]
         ax = fig.add_axes((x / width, (height - _HM_TOP - h) / height, cell_w * n_cols / width, h / height))
-        labels = _edge_labels(_nodes_for_edges(weights.shape[0]))
+        labels = _edge_labels(nodes_for_edges(weights.shape[0]))
         alpha_heatmap(weights, list(_pick(ops, cell)), labels, ax=ax, title=f"{cell} cell", colorbar=False, vmax=vmax, annotate=annotate)
         image = ax.images[0]
         x += cell_w * n_cols + _HM_GAP
@@ -243,7 +235,7 @@ def alpha_evolution(history: Mapping[str, np.ndarray], ops: Mapping[str, Sequenc
     op_names = list(_pick(ops, cell))
     if arr.ndim != 3 or arr.shape[2] != len(op_names):
         raise ValueError(f"{cell} history has shape {arr.shape}, expected (epochs, n_edges, {len(op_names)})")
-    n_nodes = _nodes_for_edges(arr.shape[1])
+    n_nodes = nodes_for_edges(arr.shape[1])
     epochs = np.arange(1, arr.shape[0] + 1)
     fig = Figure(figsize=(2.4 * (n_nodes + 1) + 2.0, 1.9 * n_nodes + 0.6), layout="constrained")
     grid = fig.subplots(n_nodes, n_nodes + 1, sharex=True, sharey=True, squeeze=False)

@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
-from emokit.search.genotype import CELL_TYPES, Genome, edge_labels, edge_list
+from emokit.search.genotype import CELL_TYPES, Genome, edge_labels, edge_list, nodes_for_edges
 
 
 def load_selection(run_folder: str | Path) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, list[str]]]:
@@ -37,21 +37,19 @@ def selection_heatmaps(scores: dict[str, dict[str, np.ndarray]], ops: dict[str, 
     without each op (columns) on each edge (rows), and in the last column
     without the whole edge. Red: the supernet needs it; blue: it does better
     without. The genome's kept edges and ops are outlined."""
-    cells = [t for t in CELL_TYPES if t in scores]
-    widths = [len(ops[t]) + 1 for t in cells]
-    fig = Figure(figsize=(2.0 + 0.42 * sum(widths) + 1.6 * len(cells), 1.9 + 0.3 * max(len(scores[t]["edges"]) for t in cells)),
-                 layout="constrained")
-    axes = fig.subplots(1, len(cells), width_ratios=widths, squeeze=False)[0]
-    limit = max(float(np.nanmax(np.abs(np.column_stack([scores[t]["ops"], scores[t]["edges"]])))) for t in cells) or 1.0
+    tables = {t: np.column_stack([scores[t]["ops"], scores[t]["edges"]]) for t in CELL_TYPES if t in scores}
+    widths = [table.shape[1] for table in tables.values()]
+    rows = max(table.shape[0] for table in tables.values())
+    fig = Figure(figsize=(2.0 + 0.42 * sum(widths) + 1.6 * len(tables), 1.9 + 0.3 * rows), layout="constrained")
+    axes = fig.subplots(1, len(tables), width_ratios=widths, squeeze=False)[0]
+    limit = max(float(np.nanmax(np.abs(table))) for table in tables.values()) or 1.0
     norm = TwoSlopeNorm(0.0, -limit, limit)
-    for ax, t in zip(axes, cells):
-        table = np.column_stack([scores[t]["ops"], scores[t]["edges"]])
+    for ax, (t, table) in zip(axes, tables.items()):
         image = ax.imshow(np.ma.masked_invalid(table), cmap="RdBu_r", norm=norm, aspect="auto", interpolation="nearest")
-        n_nodes = len(genome.cell(t)) if genome is not None else None
-        rows = edge_labels(n_nodes) if n_nodes else [str(e) for e in range(table.shape[0])]
+        n_nodes = nodes_for_edges(table.shape[0])
         ax.set_xticks(range(table.shape[1]), ops[t] + ["whole edge"], rotation=60, ha="right", rotation_mode="anchor",
                       fontsize=8)
-        ax.set_yticks(range(table.shape[0]), rows, fontsize=8)
+        ax.set_yticks(range(table.shape[0]), edge_labels(n_nodes), fontsize=8)
         ax.axvline(table.shape[1] - 1.5, color="black", lw=0.8)
         if genome is not None:
             index = {edge: e for e, edge in enumerate(edge_list(n_nodes))}
