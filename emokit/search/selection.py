@@ -13,8 +13,8 @@ most. Here:
 
 with ``L`` the mean cross-entropy on the search's alpha half (held-out
 utterances of the training speakers; never the test speakers). BatchNorm
-normalises with the statistics of each batch, as during the search and as
-in the authors' code, so taking an op out is not confounded with the
+normalises with the statistics of each batch, as during the search and in
+Wang et al.'s published code, so taking an op out is not confounded with the
 running statistics no longer fitting the sum; dropout is off, and the
 running statistics are put back afterwards. Alphas are shared by every cell
 of a type, so an op is taken out of that edge in every cell of its type.
