@@ -18,8 +18,6 @@ in how the genome was read. Prints, in this order:
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 import pandas as pd
 
@@ -32,16 +30,14 @@ PERTURBATION = "emodarts_pt"  # the perturbation genomes' name in the tables
 def load(folder: str, corpora: list[str], seeds: list[int], rename: dict[str, str] | None = None) -> pd.DataFrame:
     results = collect(folder)
     results = results[results["corpus"].isin(corpora) & results["seed"].isin(seeds) & (results["status"] == "done")]
-    results = results.assign(name=results["name"].replace(rename or {}))
-    best_val = [json.loads((Path(d) / "retrain" / "metrics.json").read_text()).get("best_val_ua")
-                for d in results["run_dir"]]
-    return results.assign(val_ua=best_val)
+    return results.assign(name=results["name"].replace(rename or {}))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--alphas", required=True, help="results folder of the grid read by the alphas")
-    parser.add_argument("--perturbation", required=True, help="results folder of the same searches read by perturbation")
+    parser.add_argument("--perturbation", required=True,
+                        help="results folder of the same searches read by perturbation")
     parser.add_argument("--corpora", nargs="+", default=["emodb"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     args = parser.parse_args()
@@ -52,9 +48,10 @@ def main() -> None:
     pd.set_option("display.width", 200)
     for corpus in args.corpora:
         part = results[results["corpus"] == corpus]
-        pairs = part.pivot_table(index=["fold", "seed"], columns="name", values=["val_ua", "ua", "genome"],
-                                 aggfunc="first").dropna(subset=[("val_ua", "emodarts"), ("val_ua", PERTURBATION)])
-        val = pairs["val_ua"][["emodarts", PERTURBATION]].astype(float)
+        pairs = part.pivot_table(index=["fold", "seed"], columns="name", values=["best_val_ua", "ua", "genome"],
+                                 aggfunc="first")
+        pairs = pairs.dropna(subset=[("best_val_ua", "emodarts"), ("best_val_ua", PERTURBATION)])
+        val = pairs["best_val_ua"][["emodarts", PERTURBATION]].astype(float)
         print(f"\n== {corpus}: validation UA %, {len(val)} (fold, seed) pairs ==")
         print(f"alphas {100 * val['emodarts'].mean():.2f}  perturbation {100 * val[PERTURBATION].mean():.2f}")
         difference = paired_difference(val[PERTURBATION], val["emodarts"])

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-COLUMNS = ["corpus", "name", "kind", "fold", "seed", "status", "ua", "wa", "parameters", "genome",
+COLUMNS = ["corpus", "name", "kind", "fold", "seed", "status", "ua", "wa", "best_val_ua", "parameters", "genome",
            "search_seconds", "train_seconds", "run_dir", "error"]
 
 
@@ -20,8 +20,9 @@ def collect(results_dir: str | Path) -> pd.DataFrame:
     """One row per run folder under ``results_dir`` (any depth).
 
     Columns: corpus, name (search scope or baseline), kind (darts or
-    baseline), fold, seed, status, ua, wa (fractions), parameters, genome
-    (JSON text), search_seconds, train_seconds, run_dir, error.
+    baseline), fold, seed, status, ua, wa (fractions), best_val_ua (the
+    validation UA that chose the epoch), parameters, genome (JSON text),
+    search_seconds, train_seconds, run_dir, error.
     """
     rows = []
     results_dir = Path(results_dir)
@@ -38,7 +39,8 @@ def collect(results_dir: str | Path) -> pd.DataFrame:
         metrics_file = folder / "retrain" / "metrics.json"
         if metrics_file.exists():
             metrics = json.loads(metrics_file.read_text())
-            row.update(ua=metrics.get("ua"), wa=metrics.get("wa"), parameters=metrics.get("parameters"),
+            row.update(ua=metrics.get("ua"), wa=metrics.get("wa"), best_val_ua=metrics.get("best_val_ua"),
+                       parameters=metrics.get("parameters"),
                        train_seconds=metrics.get("train_seconds"), confusion=metrics.get("confusion"),
                        classes=json.loads((folder / "retrain" / "config.json").read_text()).get("classes"))
         genome_file = folder / "search" / "genome.json"

@@ -167,6 +167,15 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"cannot write {type(obj).__name__} to JSON")
 
 
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """``arrays`` as the bytes of an ``.npz`` file (for :func:`atomic_write_bytes`)."""
+    import io
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
 @contextlib.contextmanager
 def kept_buffers(model: torch.nn.Module):
     """Inside, the model's buffers (BatchNorm's running statistics) may

@@ -27,9 +27,10 @@ from emokit.search.genotype import (COLLAPSE_REMEDIES, UNDECIDED_REMEDIES, Genom
                                     undecided_report)
 from emokit.search.graphed import GraphedStep, make_search_step
 from emokit.search.memory import choose_recompute
-from emokit.search.selection import check_selection, select_genome
+from emokit.search.selection import check_selection, select_genome, write_scores
 from emokit.search.supernet import SearchSpace, Supernet, count_parameters
-from emokit.utils import atomic_write_bytes, resolve_device, reuse_freed_memory, seed_everything, write_json
+from emokit.utils import (atomic_write_bytes, npz_bytes, resolve_device, reuse_freed_memory, seed_everything,
+                          write_json)
 
 
 @dataclass(frozen=True)
@@ -261,24 +262,11 @@ def run_search(
 
 def _write_outputs(run_dir: Path, rows: list[dict], history: dict, genome: Genome, scores: dict | None = None) -> None:
     """log.csv, alpha_history.npz, genome.json and, for a genome read by
-    perturbation, its scores in selection.npz (``<cell>_ops`` (n_edges, n_ops)
-    and ``<cell>_edges`` (n_edges,), loss increases)."""
+    perturbation, its scores (:func:`~emokit.search.selection.write_scores`)."""
     atomic_write_bytes(run_dir / "log.csv", pd.DataFrame(rows).to_csv(index=False).encode())
-    atomic_write_bytes(run_dir / "alpha_history.npz", _npz({t: np.stack(h) for t, h in history.items()}))
+    atomic_write_bytes(run_dir / "alpha_history.npz", npz_bytes({t: np.stack(h) for t, h in history.items()}))
     genome.save(run_dir / "genome.json")
-    if scores is None:
-        (run_dir / "selection.npz").unlink(missing_ok=True)  # the genome is the alphas' again
-    else:
-        atomic_write_bytes(run_dir / "selection.npz",
-                           _npz({f"{t}_{kind}": values for t, by in scores.items() for kind, values in by.items()}))
-
-
-def _npz(arrays: dict[str, np.ndarray]) -> bytes:
-    import io
-
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    return buffer.getvalue()
+    write_scores(run_dir, scores)
 
 
 def load_search(run_dir: str | Path) -> SearchResult:

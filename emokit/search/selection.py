@@ -24,6 +24,7 @@ trained supernet (the paper fine-tunes the supernet between decisions).
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -31,9 +32,10 @@ from torch import nn
 
 from emokit.search.genotype import CELL_TYPES, Genome, derive_cell
 from emokit.search.supernet import SearchSpace, Supernet
-from emokit.utils import kept_buffers
+from emokit.utils import atomic_write_bytes, kept_buffers, npz_bytes
 
 SELECTIONS = ("alphas", "perturbation")
+SCORES_FILE = "selection.npz"  # in a search's run folder: arrays <cell>_ops and <cell>_edges
 
 
 def check_selection(selection: str) -> str:
@@ -135,3 +137,24 @@ def select_genome(model: Supernet, selection: str, x: torch.Tensor, y: torch.Ten
         return model.genome(max_skip), None
     scores = perturbation_scores(model, x, y, batch_size, progress)
     return genome_from_scores(scores, model.space, max_skip), scores
+
+
+def write_scores(run_dir: str | Path, scores: dict[str, dict[str, np.ndarray]] | None) -> None:
+    """Save the scores in ``run_dir``/selection.npz; None (a genome read by
+    the alphas) removes the file, so it never belongs to another genome."""
+    path = Path(run_dir) / SCORES_FILE
+    if scores is None:
+        path.unlink(missing_ok=True)
+    else:
+        atomic_write_bytes(path, npz_bytes({f"{t}_{kind}": v for t, by in scores.items() for kind, v in by.items()}))
+
+
+def read_scores(run_dir: str | Path) -> dict[str, dict[str, np.ndarray]]:
+    """The scores :func:`write_scores` saved: cell type -> {"ops", "edges"}."""
+    path = Path(run_dir) / SCORES_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{Path(run_dir)} has no {SCORES_FILE}: its genome was read from the alphas; "
+                                "search with selection='perturbation' (or run the search again with it)")
+    with np.load(path) as saved:
+        return {t: {"ops": saved[f"{t}_ops"], "edges": saved[f"{t}_edges"]} for t in CELL_TYPES
+                if f"{t}_ops" in saved.files}

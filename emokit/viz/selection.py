@@ -10,24 +10,20 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
 from emokit.search.genotype import CELL_TYPES, Genome, edge_labels, edge_list, nodes_for_edges
+from emokit.search.selection import read_scores
 
 
 def load_selection(run_folder: str | Path) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, list[str]]]:
-    """The scores of a search read by perturbation.
+    """The scores of a search read by perturbation, and its op names.
 
     Returns
     -------
     scores : cell type -> {"ops": ndarray (n_edges, n_ops), "edges": ndarray (n_edges,)}, loss increases in nats
     ops : cell type -> list of op names
     """
-    folder = Path(run_folder)
-    if not (folder / "selection.npz").is_file():
-        raise FileNotFoundError(f"{folder} has no selection.npz: its genome was read from the alphas; "
-                                "search with selection='perturbation' (or run the search again with it)")
-    ops = {cell: list(names) for cell, names in json.loads((folder / "search_space.json").read_text())["ops"].items()}
-    with np.load(folder / "selection.npz") as saved:
-        scores = {t: {"ops": saved[f"{t}_ops"], "edges": saved[f"{t}_edges"]} for t in CELL_TYPES
-                  if f"{t}_ops" in saved.files}
+    scores = read_scores(run_folder)
+    space = json.loads((Path(run_folder) / "search_space.json").read_text())
+    ops = {cell: list(names) for cell, names in space["ops"].items()}
     return scores, ops
 
 
