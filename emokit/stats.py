@@ -139,3 +139,59 @@ def agreement_across_seeds(results: pd.DataFrame) -> pd.DataFrame:
         agreement = genome_agreement([Genome.from_json(g) for g in group["genome"]])
         rows.append({"corpus": corpus, "scope": scope, "fold": int(fold), "seeds": len(group), **agreement})
     return pd.DataFrame(rows, columns=["corpus", "scope", "fold", "seeds", "edges", "ops"])
+
+
+def genome_signal(table: pd.DataFrame, value: str = "ua") -> dict:
+    """How much of the spread of retrained accuracies is the genome's, and
+    how much is the training seed's: a one-way random-effects ANOVA over
+    genomes, each retrained with several seeds.
+
+    If genomes of a space differ in accuracy by less than seeds of one genome
+    do, a search of that space has little to find, and no comparison of a
+    few searched against a few random genomes can show that it found it.
+
+    Parameters
+    ----------
+    table : DataFrame with a ``genome`` column (any label), a ``seed``
+        column and ``value`` (accuracy in [0, 1]); genomes with fewer than
+        two seeds are left out
+
+    Returns
+    -------
+    dict with ``genomes``, ``runs``, ``f`` and ``p`` (ANOVA F-test of equal
+    genome means), ``between_sd`` (estimated spread of the genomes' true
+    means) and ``within_sd`` (spread of one genome over seeds), both in
+    percentage points, and ``icc`` (share of the variance due to the genome,
+    ICC(1); 0 when the between-genome mean square is no larger than the
+    within one).
+    """
+    groups = [g[value].to_numpy(float) * 100 for _, g in table.groupby("genome") if len(g) >= 2]
+    if len(groups) < 2:
+        raise ValueError(f"need at least 2 genomes with 2 or more seeds each, got {len(groups)}")
+    n = np.array([len(g) for g in groups])
+    total, k = n.sum(), len(groups)
+    grand = np.concatenate(groups).mean()
+    ms_between = sum(m * (g.mean() - grand) ** 2 for m, g in zip(n, groups)) / (k - 1)
+    ms_within = sum(((g - g.mean()) ** 2).sum() for g in groups) / (total - k)
+    n0 = (total - (n ** 2).sum() / total) / (k - 1)  # seeds per genome (balanced: the count itself)
+    between_var = max(0.0, (ms_between - ms_within) / n0)
+    f, p = stats.f_oneway(*groups)
+    return {"genomes": k, "runs": int(total), "f": float(f), "p": float(p),
+            "between_sd": float(math.sqrt(between_var)), "within_sd": float(math.sqrt(ms_within)),
+            "icc": float(between_var / (between_var + ms_within)) if between_var + ms_within > 0 else math.nan}
+
+
+def ranking_agreement(one_shot_loss, accuracy) -> dict:
+    """Kendall's tau between the genomes' order by one-shot loss (lower is
+    better) and by their accuracy trained on their own: 1 when the supernet
+    ranks them as training them does, about 0 when it ranks at random.
+
+    Returns
+    -------
+    dict with ``n``, ``tau`` and ``p`` (two-sided test of tau = 0)
+    """
+    loss, acc = np.asarray(one_shot_loss, float), np.asarray(accuracy, float)
+    if len(loss) != len(acc) or len(loss) < 3:
+        raise ValueError(f"need 3 or more genomes with both figures, got {len(loss)} and {len(acc)}")
+    result = stats.kendalltau(-loss, acc)
+    return {"n": len(loss), "tau": float(result.statistic), "p": float(result.pvalue)}

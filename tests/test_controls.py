@@ -126,3 +126,41 @@ def test_agreement_across_seeds():
                             "status": "done", "genome": [genomes[0], genomes[0], genomes[1]]})
     row = agreement_across_seeds(results).iloc[0]
     assert row["seeds"] == 3 and 1 / 3 < row["ops"] < 1
+
+
+def test_genome_signal_matches_a_hand_computed_anova():
+    from scipy import stats as scipy_stats
+
+    from emokit.stats import genome_signal
+
+    # Genome means 81, 71, 91 (grand mean 81); each genome's two seeds 2 points apart.
+    table = pd.DataFrame({"genome": ["a", "a", "b", "b", "c", "c"], "seed": [0, 1] * 3,
+                          "ua": [0.80, 0.82, 0.70, 0.72, 0.90, 0.92]})
+    signal = genome_signal(table)
+    # MS between = 2 * (0 + 100 + 100) / 2 = 200, MS within = (2 + 2 + 2) / 3 = 2, F = 100,
+    # genome variance (200 - 2) / 2 = 99, ICC 99 / (99 + 2).
+    assert signal["genomes"] == 3 and signal["runs"] == 6
+    assert signal["f"] == pytest.approx(100.0)
+    assert signal["p"] == pytest.approx(scipy_stats.f.sf(100.0, 2, 3))
+    assert signal["between_sd"] == pytest.approx(math.sqrt(99)) and signal["within_sd"] == pytest.approx(math.sqrt(2))
+    assert signal["icc"] == pytest.approx(99 / 101)
+    # Seeds spread more than genomes: no genome signal at all.
+    noisy = pd.DataFrame({"genome": ["a", "a", "b", "b"], "seed": [0, 1] * 2, "ua": [0.70, 0.90, 0.71, 0.89]})
+    flat = genome_signal(noisy)
+    assert flat["between_sd"] == 0 and flat["icc"] == 0 and flat["p"] > 0.9
+    one_seed = pd.concat([table, pd.DataFrame({"genome": ["d"], "seed": [0], "ua": [0.5]})])
+    assert genome_signal(one_seed)["genomes"] == 3  # a genome with one seed says nothing about seeds
+    with pytest.raises(ValueError, match="at least 2 genomes"):
+        genome_signal(table[table["genome"] == "a"])
+
+
+def test_ranking_agreement_is_kendalls_tau_with_the_lowest_loss_best():
+    from emokit.stats import ranking_agreement
+
+    assert ranking_agreement([0.5, 0.6, 0.7, 0.8], [0.9, 0.8, 0.7, 0.6])["tau"] == pytest.approx(1.0)
+    assert ranking_agreement([0.5, 0.6, 0.7, 0.8], [0.6, 0.7, 0.8, 0.9])["tau"] == pytest.approx(-1.0)
+    # One swapped pair of 6: tau = (5 - 1) / 6.
+    result = ranking_agreement([0.1, 0.2, 0.3, 0.4], [0.9, 0.8, 0.6, 0.7])
+    assert result["n"] == 4 and result["tau"] == pytest.approx(4 / 6)
+    with pytest.raises(ValueError, match="3 or more genomes"):
+        ranking_agreement([0.1, 0.2], [0.5, 0.6])

@@ -73,6 +73,7 @@ def test_what_keeps_a_search_from_graphs_is_named():
     blocked = graph_blockers(SearchConfig(order="second", aux_skip=1.0, beta_decay=0.5, precision="bf16"), CUDA,
                              recompute=True)
     assert [b.split()[0] for b in blocked] == ["second", "aux_skip", "beta_decay", "precision", "edge"]
+    assert [b.split()[0] for b in graph_blockers(SearchConfig(gdas=True), CUDA, recompute=False)] == ["gdas"]
 
 
 def test_auto_runs_eagerly_on_the_cpu_and_true_refuses_with_the_reason():

@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from emokit.resume import load_checkpoint, pack, save_checkpoint, unpack
 from emokit.search import speed
@@ -528,6 +529,42 @@ def test_aux_skip_and_beta_decay_change_the_alphas_as_intended(tmp_path):
         return float(torch.cat([torch.logsumexp(v, -1) for k, v in checkpoint.items() if k.startswith("alphas.")]).mean())
 
     assert spread(runs["beta_decay"]) < spread(runs["plain"])
+
+
+def test_gdas_runs_one_op_per_edge_while_training_with_gradients_to_every_alpha():
+    torch.manual_seed(0)
+    net = Supernet(TINY)
+    x, y = (torch.as_tensor(v) for v in tiny_data(n_per_class=2))
+    net.gumbel_tau = 1.0
+    drawn = [net._edge_weights(net.alphas["normal"]) for _ in range(20)]
+    for weights in drawn:  # one op per edge, weight exactly 1
+        assert torch.equal(weights.detach().sum(-1), torch.ones(len(weights)))
+        assert set(weights.detach().unique().tolist()) == {0.0, 1.0}
+    assert len({tuple(w.detach().argmax(-1).tolist()) for w in drawn}) > 1  # drawn anew each pass
+    nn.functional.cross_entropy(net(x), y).backward()
+    for alphas in net.alphas.values():  # straight-through: the softmax carries the gradient to every alpha
+        assert (alphas.grad != 0).all()
+    net.eval()
+    torch.testing.assert_close(net._edge_weights(net.alphas["normal"]), torch.softmax(net.alphas["normal"], -1))
+
+
+def test_a_gdas_search_anneals_its_temperature_and_is_seeded(tmp_path):
+    from emokit.search.loop import gdas_temperature
+
+    x, y = tiny_data()
+    config = SearchConfig(epochs=3, batch_size=8, seed=1, alpha_lr=0.05, gdas=True, gdas_tau=(4.0, 0.5))
+    assert [gdas_temperature(config, e) for e in range(3)] == pytest.approx([4.0, 2.25, 0.5])
+    assert gdas_temperature(SearchConfig(), 0) is None
+    runs = [run_search(x, y, tmp_path / name, TINY, cfg, progress=False) for name, cfg in
+            (("a", config), ("b", config), ("darts", config.replace(gdas=False)))]
+    assert list(runs[0].log["gumbel_tau"]) == pytest.approx([4.0, 2.25, 0.5])
+    for t, alphas in _final_alphas(runs[0]).items():
+        np.testing.assert_array_equal(alphas, _final_alphas(runs[1])[t])  # the same draws under one seed
+        assert not np.allclose(alphas, _final_alphas(runs[2])[t])  # not the DARTS search
+    with pytest.raises(ValueError, match="first order"):
+        SearchConfig(gdas=True, order="second")
+    with pytest.raises(ValueError, match="temperatures > 0"):
+        SearchConfig(gdas=True, gdas_tau=(1.0, 0.0))
 
 
 def test_random_genomes_are_valid_seeded_and_differ_across_seeds():

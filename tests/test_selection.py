@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from emokit.search.genotype import derive_cell
-from emokit.search.loop import SearchConfig, load_search, run_search
-from emokit.search.selection import (batch_statistics, genome_from_scores, perturbation_scores, read_scores,
-                                    supernet_loss)
+from emokit.search.genotype import Genome, derive_cell, random_genome
+from emokit.search.loop import SearchConfig, load_search, load_supernet, run_search
+from emokit.search.selection import (batch_statistics, genome_from_scores, genome_weights, one_shot_loss,
+                                    perturbation_scores, read_scores, supernet_loss)
 from emokit.search.supernet import Supernet
 
 from test_search import TINY, tiny_data
@@ -131,3 +131,48 @@ def test_a_search_selected_by_perturbation_writes_its_scores_and_can_be_read_aga
 def test_an_unknown_selection_names_the_known_ones():
     with pytest.raises(ValueError, match="known: alphas, perturbation"):
         SearchConfig(selection="magnitude")
+
+
+def test_genome_weights_run_the_genome_alone_with_the_supernets_weights():
+    _, plain = twin_supernets(seed=2)
+    genome = random_genome(TINY, 5)
+    weights = genome_weights(genome, TINY)
+    for t, w in weights.items():
+        assert w.sum() == 2 * TINY.nodes(t) and set(w.unique().tolist()) == {0.0, 1.0}
+    kept = {(t, e, o) for t, w in weights.items() for e, o in w.nonzero().tolist()}
+    cells = {"normal": [c for c in plain.cnn_cells if not c.reduction],
+             "reduce": [c for c in plain.cnn_cells if c.reduction], "seq": list(plain.seq_cells)}
+    softmax = {t: torch.softmax(a.detach(), -1) for t, a in plain.alphas.items()}
+    x, y = (torch.as_tensor(v) for v in tiny_data(n_per_class=3))
+    alone = plain(x, weights=weights)
+    # The same as the supernet whose kept ops are scaled to weight 1 and whose other ops give zeros.
+    hooks = [op.register_forward_hook(lambda m, i, out, scale=(1 / softmax[t][e, o] if (t, e, o) in kept else 0.0):
+                                      out * scale)
+             for t, of_type in cells.items() for cell in of_type for e, edge in enumerate(cell.edges)
+             for o, op in enumerate(edge.ops)]
+    try:
+        torch.testing.assert_close(plain(x), alone, rtol=1e-5, atol=1e-5)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    plain.train()
+    plain.set_aux_skip(0.5)
+    loss = one_shot_loss(plain, genome, x, y, batch_size=12)
+    assert plain.training and plain.cnn_cells[0].edges[0].aux_skip == 0.5  # put back
+    plain.set_aux_skip(0.0)
+    with batch_statistics(plain):
+        assert loss == pytest.approx(supernet_loss(plain, x, y, 12, weights=weights), rel=1e-6)
+        assert loss != pytest.approx(supernet_loss(plain, x, y, 12), rel=1e-3)  # not the whole supernet
+
+
+def test_load_supernet_restores_the_trained_search(tmp_path):
+    x, y = tiny_data()
+    config = SearchConfig(epochs=2, batch_size=8, seed=4, alpha_lr=0.1, max_skip=1)
+    result = run_search(x, y, tmp_path, TINY, config, progress=False)
+    model, loaded = load_supernet(tmp_path)
+    assert not model.training and loaded.seed == 4 and loaded.max_skip == 1
+    for t, history in result.alpha_history.items():
+        np.testing.assert_allclose(model.alpha_snapshot()[t], history[-1], rtol=1e-6)
+    assert model.genome(loaded.max_skip) == Genome.load(tmp_path)
+    with pytest.raises(FileNotFoundError, match="run a search there first"):
+        load_supernet(tmp_path / "nothing")

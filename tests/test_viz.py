@@ -539,3 +539,22 @@ def test_selection_heatmaps_outline_the_kept_ops_and_edges(tmp_path):
         assert [t.get_text() for t in ax.get_xticklabels()][-1] == "whole edge"
         assert len(ax.patches) == 2 * len(result.genome.ops(cell))  # each kept op and its edge
     assert text_overlaps(fig) == []
+
+
+def test_genome_spread_figure_orders_genomes_by_mean_and_plots_every_run():
+    from emokit.viz.results import genome_spread_figure
+
+    rng = np.random.default_rng(0)
+    names = ["searched-0", "searched-1"] + [f"random-{g}" for g in range(6)]
+    retrained = pd.DataFrame([{"genome": n, "kind": n.split("-")[0], "seed": s, "ua": 0.6 + 0.03 * i + 0.01 * s,
+                               "val_ua": rng.uniform(0.7, 0.9)} for i, n in enumerate(names) for s in (0, 1)])
+    retrained = retrained.sample(frac=1, random_state=0)  # the order of the rows must not matter
+    one_shot = pd.DataFrame([{"supernet": f"fold0-seed{k}", "genome": n, "loss": rng.uniform(1.2, 1.4)}
+                             for k in (0, 1) for n in names + ["(supernet)"]])
+    fig = genome_spread_figure(retrained, one_shot)
+    left, right = fig.axes[:2]
+    assert [t.get_text() for t in left.get_xticklabels()] == names  # made with rising means
+    assert sum(len(c.get_offsets()) for c in left.collections) == len(retrained)
+    assert sum(len(c.get_offsets()) for c in right.collections) == 2 * len(names)  # no "(supernet)" row
+    assert text_overlaps(fig) == []
+    assert len(genome_spread_figure(retrained).axes) == 1

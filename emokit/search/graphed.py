@@ -49,6 +49,8 @@ def graph_blockers(config, device: torch.device, recompute: bool) -> list[str]:
         blockers.append("aux_skip (its weight changes every epoch)")
     if config.beta_decay:
         blockers.append("beta_decay (its weight changes every epoch)")
+    if config.gdas:
+        blockers.append("gdas (it draws ops inside the step)")
     if config.precision != "fp32":
         blockers.append(f"precision {config.precision!r} (only fp32 is recorded)")
     if recompute:

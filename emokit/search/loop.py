@@ -29,8 +29,8 @@ from emokit.search.graphed import GraphedStep, make_search_step
 from emokit.search.memory import choose_recompute
 from emokit.search.selection import check_selection, select_genome, write_scores
 from emokit.search.supernet import SearchSpace, Supernet, count_parameters
-from emokit.utils import (atomic_write_bytes, npz_bytes, resolve_device, reuse_freed_memory, seed_everything,
-                          write_json)
+from emokit.utils import (atomic_write_bytes, npz_bytes, read_json, resolve_device, reuse_freed_memory,
+                          seed_everything, write_json)
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,11 @@ class SearchConfig(Config):
     read from the trained supernet, "alphas" (DARTS: the largest weights) or
     "perturbation" (the ops and edges whose removal hurts the supernet most
     on the alpha half; :mod:`emokit.search.selection`).
+    ``gdas`` (Dong & Yang 2019): every training pass runs one op per edge,
+    drawn by Gumbel-max from the alphas, with a straight-through gradient
+    to them; the temperature falls linearly from ``gdas_tau[0]`` to
+    ``gdas_tau[1]`` over the epochs. The supernet then trains the single
+    paths a genome keeps, instead of a mixture no genome is.
     ``channels_last``: NHWC memory layout, several times faster convolutions
     on CPU. ``recompute_edges``: recompute each CNN edge in the backward pass
     (a fraction of the memory, about one more forward pass of time); "auto"
@@ -58,7 +63,7 @@ class SearchConfig(Config):
     bf16 instructions also faster). ``cuda_graphs``: replay the step's
     gradient computations from CUDA graphs (:mod:`emokit.search.graphed`);
     "auto" wherever they can run (a CUDA device, first order, fp32, no
-    aux_skip, beta_decay or edge recomputation).
+    aux_skip, beta_decay, gdas or edge recomputation).
     """
 
     epochs: int = 300
@@ -78,6 +83,8 @@ class SearchConfig(Config):
     beta_decay: float = 0.0
     max_skip: int | None = None
     selection: str = "alphas"
+    gdas: bool = False
+    gdas_tau: tuple[float, float] = (10.0, 0.1)
     seed: int = 0
     device: str = "auto"
     channels_last: bool = True
@@ -87,6 +94,11 @@ class SearchConfig(Config):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "alpha_betas", tuple(self.alpha_betas))
+        object.__setattr__(self, "gdas_tau", tuple(self.gdas_tau))
+        if self.gdas and not all(t > 0 for t in self.gdas_tau):
+            raise ValueError(f"gdas_tau must be two temperatures > 0, got {self.gdas_tau!r}")
+        if self.gdas and self.order != "first":  # the unrolled step's passes would each draw other ops
+            raise ValueError("gdas searches are first order (as in Dong & Yang 2019); set order='first'")
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; known: {', '.join(PRECISIONS)}")
         if self.order not in ("first", "second"):
@@ -111,6 +123,15 @@ class SearchResult:
 
 class SearchInterrupted(RuntimeError):
     """Raised by a callback to stop a search after a checkpoint (tests, notebooks)."""
+
+
+def gdas_temperature(config: SearchConfig, epoch: int) -> float | None:
+    """The Gumbel temperature of epoch ``epoch`` (from 0), linear from
+    ``gdas_tau[0]`` at the first epoch to ``gdas_tau[1]`` at the last; None without GDAS."""
+    if not config.gdas:
+        return None
+    start, end = config.gdas_tau
+    return start + (end - start) * epoch / max(1, config.epochs - 1)
 
 
 def split_halves(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -200,6 +221,7 @@ def run_search(
         model.train()
         lr = scheduler.get_last_lr()[0]
         model.set_aux_skip(config.aux_skip * (1 - epoch / config.epochs))
+        model.gumbel_tau = gdas_temperature(config, epoch)
         architect.beta_decay = config.beta_decay * (epoch + 1) / config.epochs
         generator = epoch_generator(config.seed, epoch)
         w_batches = epoch_batches(len(w_idx), config.batch_size, generator)
@@ -225,7 +247,7 @@ def run_search(
         collapse = collapse_report(genome)
         row = {
             "epoch": epoch + 1, "lr": lr, "aux_skip": model.cnn_cells[0].edges[0].aux_skip,
-            "beta_decay": architect.beta_decay,
+            "beta_decay": architect.beta_decay, "gumbel_tau": model.gumbel_tau,
             "weight_loss": sums["w_loss"] / sums["w_n"], "weight_acc": sums["w_correct"] / sums["w_n"],
             "alpha_loss": sums["a_loss"] / sums["a_n"] if sums["a_n"] else float("nan"),
             "alpha_acc": sums["a_correct"] / sums["a_n"] if sums["a_n"] else float("nan"),
@@ -280,3 +302,21 @@ def load_search(run_dir: str | Path) -> SearchResult:
     genome = Genome.load(run_dir)
     undecided = undecided_report({t: h[-1] for t, h in history.items()})
     return SearchResult(genome, log, history, collapse_report(genome), run_dir, undecided)
+
+
+def load_supernet(run_dir: str | Path, device="cpu") -> tuple[Supernet, SearchConfig]:
+    """The supernet of a search folder as its last checkpoint left it, in
+    eval mode, and the search's settings (e.g. to split the same alpha half
+    again with :func:`split_halves`). Torch's RNG is left as the checkpoint
+    saved it."""
+    run_dir = Path(run_dir)
+    if not (run_dir / CHECKPOINT).exists():
+        raise FileNotFoundError(f"{run_dir} has no {CHECKPOINT}; run a search there first (notebook 02)")
+    saved = read_json(run_dir / "config.json")
+    identity = {"search_space": saved["search_space"], "search": saved["search"]}
+    config = SearchConfig.from_dict(saved["search"])
+    model = Supernet(SearchSpace.from_dict(saved["search_space"])).to(resolve_device(device))
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    load_checkpoint(run_dir / CHECKPOINT, identity, {"model": model}, map_location=model.classifier.weight.device)
+    return model.eval(), config

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from emokit.search.genotype import CELL_TYPES, Genome, derive_cell
+from emokit.search.genotype import CELL_TYPES, Genome, derive_cell, edge_list
 from emokit.search.supernet import SearchSpace, Supernet
 from emokit.utils import atomic_write_bytes, kept_buffers, npz_bytes
 
@@ -47,7 +47,7 @@ def check_selection(selection: str) -> str:
 
 @torch.no_grad()
 def supernet_loss(model: Supernet, x: torch.Tensor, y: torch.Tensor, batch_size: int = 64,
-                  masks: dict[str, torch.Tensor] | None = None) -> float:
+                  masks: dict[str, torch.Tensor] | None = None, weights: dict[str, torch.Tensor] | None = None) -> float:
     """Mean cross-entropy of ``model`` (in the mode it is in) on ``x``, ``y``,
     in batches of near-equal size of at most ``batch_size`` (no small last
     batch whose statistics would be noisy).
@@ -56,11 +56,11 @@ def supernet_loss(model: Supernet, x: torch.Tensor, y: torch.Tensor, batch_size:
     ----------
     x : Tensor, shape (n, 1, rows, columns), on the model's device
     y : Tensor, shape (n,), class indices
-    masks : cell type -> Tensor (n_edges, n_ops) of 0 / 1, see :meth:`Supernet.forward`
+    masks, weights : cell type -> Tensor (n_edges, n_ops), see :meth:`Supernet.forward`
     """
     total = 0.0
     for rows in torch.arange(len(x), device=x.device).tensor_split(-(-len(x) // batch_size)):
-        logits = model(x[rows], masks).float()
+        logits = model(x[rows], masks, weights).float()
         total += float(nn.functional.cross_entropy(logits, y[rows], reduction="sum"))
     return total / len(x)
 
@@ -79,6 +79,20 @@ def batch_statistics(model: nn.Module):
         finally:
             for m, mode in modes:
                 m.training = mode
+
+
+@contextlib.contextmanager
+def final_network(model: Supernet):
+    """Inside: :func:`batch_statistics`, and DARTS-' auxiliary skip weight at
+    0 (it is gone from the final network); afterwards everything is put back."""
+    aux_skip = [(m, m.aux_skip) for m in model.modules() if hasattr(m, "aux_skip")]
+    model.set_aux_skip(0.0)
+    try:
+        with batch_statistics(model):
+            yield
+    finally:
+        for module, weight in aux_skip:
+            module.aux_skip = weight
 
 
 @torch.no_grad()
@@ -101,23 +115,50 @@ def perturbation_scores(model: Supernet, x: torch.Tensor, y: torch.Tensor, batch
             if o < 0 or model.space.ops(t)[o] != "none"]  # o = -1: the whole edge
     scores = {t: {"ops": np.full(tuple(a.shape), np.nan), "edges": np.full(a.shape[0], np.nan)}
               for t, a in model.alphas.items()}
-    aux_skip = [(m, m.aux_skip) for m in model.modules() if hasattr(m, "aux_skip")]
-    model.set_aux_skip(0.0)  # DARTS-' auxiliary skip is gone from the final network
-    try:
-        with batch_statistics(model):
-            base = supernet_loss(model, x, y, batch_size)
-            for t, e, o in tqdm(jobs, desc="selection", unit="mask", disable=not progress):
-                mask = torch.ones_like(model.alphas[t])
-                mask[e, o if o >= 0 else slice(None)] = 0.0
-                loss = supernet_loss(model, x, y, batch_size, {t: mask}) - base
-                if o < 0:
-                    scores[t]["edges"][e] = loss
-                else:
-                    scores[t]["ops"][e, o] = loss
-    finally:
-        for module, weight in aux_skip:
-            module.aux_skip = weight
+    with final_network(model):
+        base = supernet_loss(model, x, y, batch_size)
+        for t, e, o in tqdm(jobs, desc="selection", unit="mask", disable=not progress):
+            mask = torch.ones_like(model.alphas[t])
+            mask[e, o if o >= 0 else slice(None)] = 0.0
+            loss = supernet_loss(model, x, y, batch_size, {t: mask}) - base
+            if o < 0:
+                scores[t]["edges"][e] = loss
+            else:
+                scores[t]["ops"][e, o] = loss
     return scores
+
+
+def genome_weights(genome: Genome, space: SearchSpace) -> dict[str, torch.Tensor]:
+    """Edge weights (:meth:`Supernet.forward`) that run ``genome`` alone: on
+    each edge it keeps, its op at weight 1; every other op and edge at 0.
+
+    Returns
+    -------
+    dict
+        cell type -> Tensor (n_edges, n_ops) of 0 / 1, for the cell types of ``space``
+    """
+    weights = {}
+    for t in space.cell_types():
+        ops, edges = space.ops(t), edge_list(space.nodes(t))
+        w = torch.zeros(len(edges), len(ops))
+        for node, genes in enumerate(genome.cell(t)):
+            for op, source in genes:
+                w[edges.index((node, source)), ops.index(op)] = 1.0
+        weights[t] = w
+    return weights
+
+
+@torch.no_grad()
+def one_shot_loss(model: Supernet, genome: Genome, x: torch.Tensor, y: torch.Tensor, batch_size: int = 64) -> float:
+    """The one-shot estimate of ``genome``: the mean cross-entropy on ``x``,
+    ``y`` of the genome's network made of the trained supernet's weights (its
+    ops at weight 1, summed as in the retrained network; batch statistics, no
+    dropout, no auxiliary skip). Weight sharing is worth something only if a
+    lower loss here goes with a higher accuracy of the genome trained on its
+    own (:func:`emokit.stats.ranking_agreement`)."""
+    weights = {t: w.to(x.device) for t, w in genome_weights(genome, model.space).items()}
+    with final_network(model):
+        return supernet_loss(model, x, y, batch_size, weights=weights)
 
 
 def genome_from_scores(scores: dict[str, dict[str, np.ndarray]], space: SearchSpace,

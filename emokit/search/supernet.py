@@ -162,6 +162,7 @@ class Supernet(nn.Module):
         self.dropout = nn.Dropout(space.dropout)
         self.classifier = nn.Linear(space.seq_hidden, space.n_classes)
         # 1e-3 * randn, as in DARTS; drawn from torch's global RNG (seed first).
+        self.gumbel_tau: float | None = None  # GDAS sampling while training (set by the search loop)
         self.alphas = nn.ParameterDict({
             t: nn.Parameter(1e-3 * torch.randn(n_edges(space.nodes(t)), len(space.ops(t))))
             for t in space.cell_types()
@@ -175,11 +176,15 @@ class Supernet(nn.Module):
     def weight_parameters(self) -> list[nn.Parameter]:
         return [p for name, p in self.named_parameters() if not name.startswith("alphas.")]
 
-    def forward(self, x: torch.Tensor, masks: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, masks: dict[str, torch.Tensor] | None = None,
+                weights: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Logits of ``x``; ``masks`` (cell type -> (n_edges, n_ops) of 0 and
         1) takes ops out of the mixed edges, as architecture selection by
-        perturbation does (:mod:`emokit.search.selection`)."""
-        w = {t: torch.softmax(a, dim=-1) for t, a in self.alphas.items()}
+        perturbation does (:mod:`emokit.search.selection`); ``weights`` (cell
+        type -> (n_edges, n_ops)) replaces the alphas' weights: one-hot rows
+        run one genome with the supernet's weights."""
+        w = {t: self._edge_weights(a) for t, a in self.alphas.items()}
+        w.update({t: v.to(w[t]) for t, v in (weights or {}).items()})
         for t, mask in (masks or {}).items():
             w[t] = w[t] * mask.to(w[t])
         s0 = s1 = self.stem(x)
@@ -189,6 +194,15 @@ class Supernet(nn.Module):
         for cell in self.seq_cells:
             h0, h1 = h1, speed.seq_cell_forward(cell, h0, h1, w["seq"]) if self.fast else cell(h0, h1, w["seq"])
         return self.classifier(self.dropout(h1.mean(dim=1)))
+
+    def _edge_weights(self, alphas: torch.Tensor) -> torch.Tensor:
+        """Softmax of each edge's alphas; while training with ``gumbel_tau``
+        set (GDAS), one op per edge drawn by Gumbel-max instead: the forward
+        pass runs that op alone, the gradient reaches the alphas through the
+        softmax of temperature ``gumbel_tau`` (straight-through)."""
+        if self.training and self.gumbel_tau is not None:
+            return nn.functional.gumbel_softmax(alphas, tau=self.gumbel_tau, hard=True, dim=-1)
+        return torch.softmax(alphas, dim=-1)
 
     def set_aux_skip(self, weight: float) -> None:
         """DARTS-: the weight of the auxiliary skip connection of every stride-1 edge (0: none)."""

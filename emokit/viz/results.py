@@ -77,3 +77,45 @@ def confusion_grid(results: pd.DataFrame) -> Figure:
         confusion_matrix_figure(matrix, classes, ax=ax)
         ax.set_title(f"{corpus}: {name}", fontsize=9)
     return fig
+
+
+def genome_spread_figure(retrained: pd.DataFrame, one_shot: pd.DataFrame | None = None) -> Figure:
+    """Is there anything to find? Left: test UA of each genome retrained with
+    several seeds (a dot per seed, a bar at the mean), genomes ordered by
+    their mean, searched genomes in their own colour. Right (with
+    ``one_shot``): each supernet's one-shot loss of a genome against the
+    genome's mean validation UA trained on its own.
+
+    Parameters
+    ----------
+    retrained : DataFrame with genome, kind ("searched" / "random"), seed, ua, val_ua (in [0, 1])
+    one_shot : DataFrame with supernet, genome, loss (a "(supernet)" row per supernet is left out)
+    """
+    kinds = {"random": "#7f7f7f", "searched": "#d62728"}
+    means = retrained.groupby(["genome", "kind"])[["ua", "val_ua"]].mean().reset_index().sort_values("ua")
+    fig = Figure(figsize=(11 if one_shot is not None else 6.5, 4), layout="constrained")
+    axes = fig.subplots(1, 2 if one_shot is not None else 1, squeeze=False)[0]
+    ax = axes[0]
+    for x, row in enumerate(means.itertuples()):
+        runs = retrained[retrained["genome"] == row.genome]
+        ax.scatter(np.full(len(runs), x), runs["ua"] * 100, s=18, color=kinds[row.kind], alpha=0.6)
+        ax.plot([x - 0.3, x + 0.3], [row.ua * 100] * 2, color=kinds[row.kind], lw=2)
+    ax.set_xticks(range(len(means)), means["genome"], rotation=60, ha="right", fontsize=8)
+    ax.set(ylabel="test UA (%)", title="genomes retrained with several seeds")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(handles=[Line2D([], [], ls="", marker="o", color=c, label=k) for k, c in kinds.items()], fontsize=8)
+    if one_shot is not None:
+        ax = axes[1]
+        scored = one_shot[one_shot["genome"] != "(supernet)"].merge(means, on="genome")
+        supernets = list(dict.fromkeys(scored["supernet"]))
+        for supernet, colour in zip(supernets, series_colors(supernets)):
+            part = scored[scored["supernet"] == supernet]
+            for kind, marker in (("random", "o"), ("searched", "*")):
+                rows = part[part["kind"] == kind]
+                ax.scatter(rows["loss"], rows["val_ua"] * 100, color=colour, marker=marker,
+                           s=90 if marker == "*" else 30, label=f"{supernet}, {kind}")
+        ax.set(xlabel="one-shot loss on the alpha half (nats)", ylabel="mean validation UA (%)",
+               title="does the supernet rank genomes as retraining does?")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    return fig

@@ -11,7 +11,7 @@ from matplotlib.ticker import MaxNLocator
 
 from emokit.viz.style import series_colors
 
-SCHEDULE_COLUMNS = ("lr", "seconds", "aux_skip", "beta_decay")  # drawn by schedule_curves, not with the metrics
+SCHEDULE_COLUMNS = ("lr", "seconds", "aux_skip", "beta_decay", "gumbel_tau")  # drawn by schedule_curves, not with the metrics
 
 
 def training_curves(log: pd.DataFrame, ax: Axes | None = None) -> Axes:

@@ -1,0 +1,165 @@
+"""Is there anything for the search to find? Genomes against seeds, and the supernet's ranking.
+
+For each fold: the genomes of the grid's searches (one per seed) and random
+genomes of the same space, each retrained with the quick preset's recipe
+under several training seeds. Prints
+
+- how much of the spread of test UA the genome explains and how much the
+  training seed (:func:`emokit.stats.genome_signal`, on the random genomes:
+  the space's own spread);
+- where the searched genomes fall among the random ones;
+- whether each search's trained supernet ranks the genomes as retraining
+  them does: Kendall's tau between the one-shot loss on the search's alpha
+  half (:func:`emokit.search.selection.one_shot_loss`) and the genomes'
+  mean validation UA (:func:`emokit.stats.ranking_agreement`).
+
+Random genome ``g`` is drawn with the seed ``[g, fold]`` and searched genome
+``s`` is the grid's search of seed ``s``, so genome g / s retrained with
+training seed g / s is exactly the grid's ``random`` / ``emodarts`` run of
+that seed (the script checks this where the grid has the run). Needs a
+results folder of the quick preset with its searches (``make demo`` and
+``emokit run --seeds 1 2``). Retraining runs are kept in ``--out`` and
+resumed. Nothing here chooses anything: it is a diagnosis.
+
+    python benchmarks/space_signal.py --results results --fold 0 --random-genomes 9 --train-seeds 0 1
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from emokit.data import PAPER_CLASSES
+from emokit.experiments import PRESETS
+from emokit.pipeline import prepare_fold, retrain_fold, search_space_for
+from emokit.search.genotype import Genome, random_genome
+from emokit.search.loop import load_supernet, split_halves
+from emokit.search.selection import final_network, one_shot_loss, supernet_loss
+from emokit.stats import genome_signal, ranking_agreement
+from emokit.utils import read_json
+
+QUICK = PRESETS["quick"]
+
+
+def genomes_of_fold(results: Path, corpus: str, fold: int, data, random_genomes: int) -> dict[str, Genome]:
+    """``searched-s`` (the grid's search of seed s) and ``random-g`` genomes."""
+    genomes = {}
+    for search in sorted((results / "runs" / corpus / "emodarts").glob(f"fold{fold}-seed*/search")):
+        genomes[f"searched-{search.parent.name.split('seed')[1]}"] = Genome.load(search)
+    space = search_space_for(data, QUICK["space"])
+    for g in range(random_genomes):
+        genomes[f"random-{g}"] = random_genome(space, [g, fold])
+    return genomes
+
+
+def retrain(genomes: dict[str, Genome], data, out: Path, train_seeds: list[int], results: Path, corpus: str,
+            fold: int) -> pd.DataFrame:
+    rows = []
+    for name, genome in genomes.items():
+        (out / name).mkdir(parents=True, exist_ok=True)
+        genome.save(out / name / "genome.json")
+        for seed in train_seeds:
+            started = time.perf_counter()
+            metrics = retrain_fold(data, out / name / f"train{seed}", "genome", genome_json=out / name / "genome.json",
+                                   train={**QUICK["train"], "seed": seed, "num_threads": 1}, net=QUICK["net"],
+                                   progress=False)
+            kind, index = name.split("-")
+            grid_run = results / "runs" / corpus / ("emodarts" if kind == "searched" else "random") / \
+                f"fold{fold}-seed{seed}" / "retrain" / "metrics.json"
+            if index == str(seed) and grid_run.exists():  # the same genome and seed as a grid run
+                same = read_json(grid_run)["ua"] == metrics["ua"]
+                print(f"# {name} train{seed} equals the grid's run: {same}", flush=True)
+            rows.append({"fold": fold, "genome": name, "kind": kind, "seed": seed, "ua": metrics["ua"],
+                         "val_ua": metrics["best_val_ua"], "seconds": round(time.perf_counter() - started, 1)})
+            print(json.dumps(rows[-1]), flush=True)
+    return pd.DataFrame(rows)
+
+
+def one_shot(genomes: dict[str, Genome], data, results: Path, corpus: str, fold: int) -> pd.DataFrame:
+    rows = []
+    for search in sorted((results / "runs" / corpus / "emodarts").glob(f"fold{fold}-seed*/search")):
+        model, config = load_supernet(search)
+        _, alpha_rows = split_halves(data.y["search"], config.alpha_fraction, config.seed)
+        x = torch.as_tensor(data.x["search"][alpha_rows]).contiguous(memory_format=torch.channels_last)
+        y = torch.as_tensor(data.y["search"][alpha_rows], dtype=torch.long)
+        with final_network(model):  # the whole supernet, for the size of the discretisation gap
+            rows.append({"fold": fold, "supernet": search.parent.name, "genome": "(supernet)",
+                         "loss": supernet_loss(model, x, y, config.batch_size)})
+        for name, genome in genomes.items():
+            rows.append({"fold": fold, "supernet": search.parent.name, "genome": name,
+                         "loss": one_shot_loss(model, genome, x, y, config.batch_size)})
+    return pd.DataFrame(rows)
+
+
+def report(retrained: pd.DataFrame, losses: pd.DataFrame) -> None:
+    for fold, runs in retrained.groupby("fold"):
+        random_runs = runs[runs["kind"] == "random"]
+        signal = genome_signal(random_runs, "ua")
+        print(f"\n== fold {fold}: {signal['genomes']} random genomes x {signal['runs'] // signal['genomes']} seeds, "
+              f"test UA: between-genome sd {signal['between_sd']:.2f}, seed sd {signal['within_sd']:.2f} points, "
+              f"ICC {signal['icc']:.2f}, F {signal['f']:.2f}, p {signal['p']:.3f}")
+        val = genome_signal(random_runs, "val_ua")
+        print(f"   validation UA: between {val['between_sd']:.2f}, seed {val['within_sd']:.2f}, ICC {val['icc']:.2f}, "
+              f"p {val['p']:.3f}")
+        means = runs.groupby(["genome", "kind"])[["ua", "val_ua"]].mean().reset_index()
+        random_means = means[means["kind"] == "random"]
+        for _, row in means[means["kind"] == "searched"].iterrows():
+            rank = int((random_means["ua"] > row["ua"]).sum()) + 1
+            print(f"   {row['genome']}: mean test UA {100 * row['ua']:.2f}, rank {rank} of {len(random_means) + 1} "
+                  f"among the random genomes (their mean {100 * random_means['ua'].mean():.2f}, "
+                  f"range {100 * random_means['ua'].min():.2f}-{100 * random_means['ua'].max():.2f})")
+        for supernet, scored in losses[losses["fold"] == fold].groupby("supernet"):
+            whole = scored.loc[scored["genome"] == "(supernet)", "loss"].iloc[0]
+            print(f"   supernet {supernet}: loss {whole:.3f} whole, {scored['loss'][scored['genome'] != '(supernet)'].min():.3f}"
+                  f"-{scored['loss'].max():.3f} cut down to one genome (chance: {np.log(len(PAPER_CLASSES)):.3f})")
+            joined = scored.merge(means, on="genome")
+            agreement = ranking_agreement(joined["loss"], joined["val_ua"])
+            on_test = ranking_agreement(joined["loss"], joined["ua"])
+            print(f"   supernet {supernet}: Kendall tau of one-shot loss and validation UA {agreement['tau']:+.2f} "
+                  f"(p {agreement['p']:.3f}, {agreement['n']} genomes); with test UA {on_test['tau']:+.2f} "
+                  f"(p {on_test['p']:.3f})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", default="results", help="a quick-preset results folder with its searches")
+    parser.add_argument("--corpus", default="emodb")
+    parser.add_argument("--fold", type=int, nargs="+", default=[0])
+    parser.add_argument("--random-genomes", type=int, default=9)
+    parser.add_argument("--train-seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--data", default=os.environ.get("EMOKIT_DATA", "../shared/datasets"))
+    parser.add_argument("--out", default="results/space_signal")
+    parser.add_argument("--figure", default=None, help="save the figure of each fold here (a .png path; fold appended)")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    results, out = Path(args.results), Path(args.out)
+    retrained, losses = [], []
+    for fold in args.fold:
+        data = prepare_fold(args.corpus, fold, args.data, QUICK["features"], results / "features",
+                            normalization=QUICK["normalization"], progress=False)
+        genomes = genomes_of_fold(results, args.corpus, fold, data, args.random_genomes)
+        fold_out = out / args.corpus / f"fold{fold}"
+        retrained.append(retrain(genomes, data, fold_out, args.train_seeds, results, args.corpus, fold))
+        losses.append(one_shot(genomes, data, results, args.corpus, fold))
+        retrained[-1].to_csv(fold_out / "retrained.csv", index=False)
+        losses[-1].to_csv(fold_out / "one_shot.csv", index=False)
+    retrained, losses = pd.concat(retrained), pd.concat(losses)
+    report(retrained, losses)
+    if args.figure:
+        from emokit.viz.results import genome_spread_figure
+
+        for fold in args.fold:
+            figure = genome_spread_figure(retrained[retrained["fold"] == fold], losses[losses["fold"] == fold])
+            path = Path(args.figure)
+            figure.savefig(path.with_name(f"{path.stem}-fold{fold}{path.suffix}"), dpi=110, bbox_inches="tight")
+
+
+if __name__ == "__main__":
+    main()
