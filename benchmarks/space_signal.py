@@ -34,14 +34,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from emokit.data import PAPER_CLASSES
 from emokit.experiments import PRESETS
 from emokit.pipeline import prepare_fold, retrain_fold, search_space_for
 from emokit.search.genotype import Genome, random_genome
-from emokit.search.loop import load_supernet, split_halves
-from emokit.search.selection import final_network, one_shot_loss, supernet_loss
+from emokit.search.one_shot import one_shot_losses
 from emokit.stats import genome_signal, ranking_agreement
 from emokit.utils import read_json
 
@@ -83,19 +81,10 @@ def retrain(genomes: dict[str, Genome], data, out: Path, train_seeds: list[int],
 
 
 def one_shot(genomes: dict[str, Genome], data, results: Path, corpus: str, fold: int) -> pd.DataFrame:
-    rows = []
-    for search in sorted((results / "runs" / corpus / "emodarts").glob(f"fold{fold}-seed*/search")):
-        model, config = load_supernet(search)
-        _, alpha_rows = split_halves(data.y["search"], config.alpha_fraction, config.seed)
-        x = torch.as_tensor(data.x["search"][alpha_rows]).contiguous(memory_format=torch.channels_last)
-        y = torch.as_tensor(data.y["search"][alpha_rows], dtype=torch.long)
-        with final_network(model):  # the whole supernet, for the size of the discretisation gap
-            rows.append({"fold": fold, "supernet": search.parent.name, "genome": "(supernet)",
-                         "loss": supernet_loss(model, x, y, config.batch_size)})
-        for name, genome in genomes.items():
-            rows.append({"fold": fold, "supernet": search.parent.name, "genome": name,
-                         "loss": one_shot_loss(model, genome, x, y, config.batch_size)})
-    return pd.DataFrame(rows)
+    """The one-shot loss of every genome in each of the fold's supernets (one per search seed)."""
+    return pd.concat([one_shot_losses(search, data.x["search"], data.y["search"], genomes)
+                      .assign(fold=fold, supernet=search.parent.name)
+                      for search in sorted((results / "runs" / corpus / "emodarts").glob(f"fold{fold}-seed*/search"))])
 
 
 def report(retrained: pd.DataFrame, losses: pd.DataFrame) -> None:

@@ -62,7 +62,7 @@
 # PC-DARTS ...); `search` holds fields of `emokit.search.loop.SearchConfig`
 # (how it is trained: `epochs`, `batch_size`, `alpha_lr`, `warmup_epochs`,
 # `order` — first or second —, `selection` — `alphas` or `perturbation` —,
-# `precision`, `seed`, `device` ...). Both
+# `gdas`, `precision`, `seed`, `device` ...). Both
 # default to the paper's settings, except 20 epochs instead of 300.
 
 # %% tags=["parameters"]
@@ -80,6 +80,7 @@ run_dir = None              # None: <results>/runs/<corpus>/<scope>/fold<fold>-s
 resume = True
 live = True                 # redraw the pictures in the notebook every epoch
 estimate = True             # time one step and project the search first (a grid's runs skip it)
+n_random_genomes = 5        # random genomes of the space scored beside the found one (one-shot losses)
 
 # %%
 # %matplotlib inline
@@ -88,8 +89,9 @@ from IPython.display import Markdown, display
 from emokit.paths import results_root, run_folder
 from emokit.pipeline import prepare_fold, search_fold, search_space_for
 from emokit.search.budget import estimate_cost, format_cost
-from emokit.search.genotype import COLLAPSE_REMEDIES, UNDECIDED_REMEDIES
+from emokit.search.genotype import COLLAPSE_REMEDIES, UNDECIDED_REMEDIES, random_genome
 from emokit.search.loop import SearchConfig
+from emokit.search.one_shot import one_shot_losses
 from emokit.viz import alpha_evolution, load_alpha_history
 from emokit.viz.live import LiveMonitor, alpha_slider
 from emokit.viz.selection import load_selection, selection_heatmaps
@@ -223,6 +225,25 @@ if config.selection == "perturbation":
     display(selection_heatmaps(scores, ops, result.genome))
 else:
     print("genome read from the alphas (selection='alphas'); selection='perturbation' reads it by removing ops")
+
+# %% [markdown]
+# ## How far is the genome from the supernet?
+#
+# The supernet was trained as a mixture: every edge computes
+# $\bar o^{(i,j)}(x) = \sum_{o} \mathrm{softmax}(\alpha^{(i,j)})_o \, o(x)$. The
+# genome keeps one op per edge and two edges per node. Run alone with the
+# supernet's weights (each kept op at weight 1, as in the retrained network),
+# how well does it do on the alpha half? If the genome alone is far worse than
+# the supernet, and no better than random genomes of the space run the same
+# way, the alphas ranked ops inside a mixture that the genome is not: the
+# *discretisation gap*. GDAS (`gdas=True`, Dong & Yang 2019) trains one op
+# per edge at a time, drawn from the alphas by Gumbel-max, so the supernet
+# learns single paths. (Chance is $\ln 4 \approx 1.39$ nats for 4 classes.)
+
+# %%
+probes = {"found genome": result.genome} | {f"random genome {k}": random_genome(search_space, [k, fold])
+                                            for k in range(n_random_genomes)}
+one_shot_losses(run_dir, data.x["search"], data.y["search"], probes).round(3)
 
 # %% [markdown]
 # ## Scrub the alpha history

@@ -53,6 +53,12 @@ def test_search_notebook_writes_genome_history_and_frames(search_run):
     executed = (search_run[0] / "02_search.ipynb").read_text()
     assert "**Undecided:** seq cell undecided" in executed
     assert "projected:" in executed  # the cost estimate, on by default
+    import nbformat
+
+    (cell,) = [c for c in nbformat.read(search_run[0] / "02_search.ipynb", as_version=4).cells
+               if "one_shot_losses(" in c.source]
+    table = cell.outputs[0]["data"]["text/plain"]  # the discretisation gap: the supernet, its genome, 5 random ones
+    assert "(supernet)" in table and "found genome" in table and "random genome 4" in table
 
 
 def test_genome_notebook_saves_cell_graphs(search_run):

@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from emokit.search.genotype import Genome, derive_cell, random_genome
-from emokit.search.loop import SearchConfig, load_search, load_supernet, run_search
-from emokit.search.selection import (batch_statistics, genome_from_scores, genome_weights, one_shot_loss,
-                                    perturbation_scores, read_scores, supernet_loss)
+from emokit.search.loop import SearchConfig, load_search, run_search, split_halves
+from emokit.search.one_shot import genome_weights, load_supernet, one_shot_loss, one_shot_losses
+from emokit.search.selection import (batch_statistics, genome_from_scores, perturbation_scores, read_scores,
+                                    supernet_loss)
 from emokit.search.supernet import Supernet
 
 from test_search import TINY, tiny_data
@@ -169,10 +170,20 @@ def test_load_supernet_restores_the_trained_search(tmp_path):
     x, y = tiny_data()
     config = SearchConfig(epochs=2, batch_size=8, seed=4, alpha_lr=0.1, max_skip=1)
     result = run_search(x, y, tmp_path, TINY, config, progress=False)
+    rng = torch.get_rng_state()
     model, loaded = load_supernet(tmp_path)
+    assert torch.equal(torch.get_rng_state(), rng)  # not the search's RNG state from the checkpoint
     assert not model.training and loaded.seed == 4 and loaded.max_skip == 1
     for t, history in result.alpha_history.items():
         np.testing.assert_allclose(model.alpha_snapshot()[t], history[-1], rtol=1e-6)
     assert model.genome(loaded.max_skip) == Genome.load(tmp_path)
     with pytest.raises(FileNotFoundError, match="run a search there first"):
         load_supernet(tmp_path / "nothing")
+    # One-shot losses on the search's own alpha half.
+    table = one_shot_losses(tmp_path, x, y, {"found": result.genome, "random": random_genome(TINY, 1)})
+    assert list(table["genome"]) == ["(supernet)", "found", "random"]
+    _, alpha_rows = split_halves(y, loaded.alpha_fraction, loaded.seed)
+    x_a, y_a = torch.as_tensor(x[alpha_rows]), torch.as_tensor(y[alpha_rows]).long()
+    assert table["loss"][1] == pytest.approx(one_shot_loss(model, result.genome, x_a, y_a, 8), rel=1e-5)
+    with batch_statistics(model):
+        assert table["loss"][0] == pytest.approx(supernet_loss(model, x_a, y_a, 8), rel=1e-5)

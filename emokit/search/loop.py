@@ -29,8 +29,8 @@ from emokit.search.graphed import GraphedStep, make_search_step
 from emokit.search.memory import choose_recompute
 from emokit.search.selection import check_selection, select_genome, write_scores
 from emokit.search.supernet import SearchSpace, Supernet, count_parameters
-from emokit.utils import (atomic_write_bytes, npz_bytes, read_json, resolve_device, reuse_freed_memory,
-                          seed_everything, write_json)
+from emokit.utils import (atomic_write_bytes, npz_bytes, resolve_device, reuse_freed_memory, seed_everything,
+                          write_json)
 
 
 @dataclass(frozen=True)
@@ -303,20 +303,3 @@ def load_search(run_dir: str | Path) -> SearchResult:
     undecided = undecided_report({t: h[-1] for t, h in history.items()})
     return SearchResult(genome, log, history, collapse_report(genome), run_dir, undecided)
 
-
-def load_supernet(run_dir: str | Path, device="cpu") -> tuple[Supernet, SearchConfig]:
-    """The supernet of a search folder as its last checkpoint left it, in
-    eval mode, and the search's settings (e.g. to split the same alpha half
-    again with :func:`split_halves`). Torch's RNG is left as the checkpoint
-    saved it."""
-    run_dir = Path(run_dir)
-    if not (run_dir / CHECKPOINT).exists():
-        raise FileNotFoundError(f"{run_dir} has no {CHECKPOINT}; run a search there first (notebook 02)")
-    saved = read_json(run_dir / "config.json")
-    identity = {"search_space": saved["search_space"], "search": saved["search"]}
-    config = SearchConfig.from_dict(saved["search"])
-    model = Supernet(SearchSpace.from_dict(saved["search_space"])).to(resolve_device(device))
-    if config.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    load_checkpoint(run_dir / CHECKPOINT, identity, {"model": model}, map_location=model.classifier.weight.device)
-    return model.eval(), config

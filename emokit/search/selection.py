@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from emokit.search.genotype import CELL_TYPES, Genome, derive_cell, edge_list
+from emokit.search.genotype import CELL_TYPES, Genome, derive_cell
 from emokit.search.supernet import SearchSpace, Supernet
 from emokit.utils import atomic_write_bytes, kept_buffers, npz_bytes
 
@@ -126,39 +126,6 @@ def perturbation_scores(model: Supernet, x: torch.Tensor, y: torch.Tensor, batch
             else:
                 scores[t]["ops"][e, o] = loss
     return scores
-
-
-def genome_weights(genome: Genome, space: SearchSpace) -> dict[str, torch.Tensor]:
-    """Edge weights (:meth:`Supernet.forward`) that run ``genome`` alone: on
-    each edge it keeps, its op at weight 1; every other op and edge at 0.
-
-    Returns
-    -------
-    dict
-        cell type -> Tensor (n_edges, n_ops) of 0 / 1, for the cell types of ``space``
-    """
-    weights = {}
-    for t in space.cell_types():
-        ops, edges = space.ops(t), edge_list(space.nodes(t))
-        w = torch.zeros(len(edges), len(ops))
-        for node, genes in enumerate(genome.cell(t)):
-            for op, source in genes:
-                w[edges.index((node, source)), ops.index(op)] = 1.0
-        weights[t] = w
-    return weights
-
-
-@torch.no_grad()
-def one_shot_loss(model: Supernet, genome: Genome, x: torch.Tensor, y: torch.Tensor, batch_size: int = 64) -> float:
-    """The one-shot estimate of ``genome``: the mean cross-entropy on ``x``,
-    ``y`` of the genome's network made of the trained supernet's weights (its
-    ops at weight 1, summed as in the retrained network; batch statistics, no
-    dropout, no auxiliary skip). Weight sharing is worth something only if a
-    lower loss here goes with a higher accuracy of the genome trained on its
-    own (:func:`emokit.stats.ranking_agreement`)."""
-    weights = {t: w.to(x.device) for t, w in genome_weights(genome, model.space).items()}
-    with final_network(model):
-        return supernet_loss(model, x, y, batch_size, weights=weights)
 
 
 def genome_from_scores(scores: dict[str, dict[str, np.ndarray]], space: SearchSpace,
