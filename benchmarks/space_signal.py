@@ -87,16 +87,19 @@ def one_shot(genomes: dict[str, Genome], data, results: Path, corpus: str, fold:
                       for search in sorted((results / "runs" / corpus / "emodarts").glob(f"fold{fold}-seed*/search"))])
 
 
+def _signal_line(signal: dict) -> str:
+    return (f"between-genome sd {signal['between_sd']:.2f}, seed sd {signal['within_sd']:.2f} points, "
+            f"ICC {signal['icc']:.2f}, F {signal['f']:.2f}, p {signal['p']:.3f}")
+
+
 def report(retrained: pd.DataFrame, losses: pd.DataFrame) -> None:
+    taus = []
     for fold, runs in retrained.groupby("fold"):
         random_runs = runs[runs["kind"] == "random"]
-        signal = genome_signal(random_runs, "ua")
-        print(f"\n== fold {fold}: {signal['genomes']} random genomes x {signal['runs'] // signal['genomes']} seeds, "
-              f"test UA: between-genome sd {signal['between_sd']:.2f}, seed sd {signal['within_sd']:.2f} points, "
-              f"ICC {signal['icc']:.2f}, F {signal['f']:.2f}, p {signal['p']:.3f}")
-        val = genome_signal(random_runs, "val_ua")
-        print(f"   validation UA: between {val['between_sd']:.2f}, seed {val['within_sd']:.2f}, ICC {val['icc']:.2f}, "
-              f"p {val['p']:.3f}")
+        seeds = random_runs.groupby("genome").size().max()
+        print(f"\n== fold {fold}: {random_runs['genome'].nunique()} random genomes x {seeds} seeds")
+        print(f"   test UA: {_signal_line(genome_signal(random_runs, 'ua'))}")
+        print(f"   validation UA: {_signal_line(genome_signal(random_runs, 'val_ua'))}")
         means = runs.groupby(["genome", "kind"])[["ua", "val_ua"]].mean().reset_index()
         random_means = means[means["kind"] == "random"]
         for _, row in means[means["kind"] == "searched"].iterrows():
@@ -106,14 +109,22 @@ def report(retrained: pd.DataFrame, losses: pd.DataFrame) -> None:
                   f"range {100 * random_means['ua'].min():.2f}-{100 * random_means['ua'].max():.2f})")
         for supernet, scored in losses[losses["fold"] == fold].groupby("supernet"):
             whole = scored.loc[scored["genome"] == "(supernet)", "loss"].iloc[0]
-            print(f"   supernet {supernet}: loss {whole:.3f} whole, {scored['loss'][scored['genome'] != '(supernet)'].min():.3f}"
-                  f"-{scored['loss'].max():.3f} cut down to one genome (chance: {np.log(len(PAPER_CLASSES)):.3f})")
+            alone = scored.loc[scored["genome"] != "(supernet)", "loss"]
             joined = scored.merge(means, on="genome")
-            agreement = ranking_agreement(joined["loss"], joined["val_ua"])
-            on_test = ranking_agreement(joined["loss"], joined["ua"])
-            print(f"   supernet {supernet}: Kendall tau of one-shot loss and validation UA {agreement['tau']:+.2f} "
-                  f"(p {agreement['p']:.3f}, {agreement['n']} genomes); with test UA {on_test['tau']:+.2f} "
-                  f"(p {on_test['p']:.3f})")
+            on_val, on_test = ranking_agreement(joined["loss"], joined["val_ua"]), ranking_agreement(joined["loss"], joined["ua"])
+            taus.append({"val": on_val["tau"], "test": on_test["tau"]})
+            print(f"   supernet {supernet}: loss {whole:.3f} whole, {alone.min():.3f}-{alone.max():.3f} for a genome alone "
+                  f"(chance {np.log(len(PAPER_CLASSES)):.3f}); Kendall tau with validation UA {on_val['tau']:+.2f} "
+                  f"(p {on_val['p']:.3f}), with test UA {on_test['tau']:+.2f} (p {on_test['p']:.3f}), {on_val['n']} genomes")
+    if retrained["fold"].nunique() > 1:
+        random_runs = retrained[retrained["kind"] == "random"]
+        print(f"\n== all {retrained['fold'].nunique()} folds, each genome against the genomes of its fold")
+        print(f"   test UA: {_signal_line(genome_signal(random_runs, 'ua', within='fold'))}")
+        print(f"   validation UA: {_signal_line(genome_signal(random_runs, 'val_ua', within='fold'))}")
+        taus = pd.DataFrame(taus)
+        print(f"   Kendall tau over {len(taus)} supernets: validation UA mean {taus['val'].mean():+.2f} "
+              f"({taus['val'].min():+.2f} to {taus['val'].max():+.2f}), test UA mean {taus['test'].mean():+.2f} "
+              f"({taus['test'].min():+.2f} to {taus['test'].max():+.2f})")
 
 
 def main() -> None:

@@ -141,7 +141,7 @@ def agreement_across_seeds(results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["corpus", "scope", "fold", "seeds", "edges", "ops"])
 
 
-def genome_signal(table: pd.DataFrame, value: str = "ua") -> dict:
+def genome_signal(table: pd.DataFrame, value: str = "ua", within: str | None = None) -> dict:
     """How much of the spread of retrained accuracies is the genome's, and
     how much is the training seed's: a one-way random-effects ANOVA over
     genomes, each retrained with several seeds.
@@ -155,28 +155,41 @@ def genome_signal(table: pd.DataFrame, value: str = "ua") -> dict:
     table : DataFrame with a ``genome`` column (any label), a ``seed``
         column and ``value`` (accuracy in [0, 1]); genomes with fewer than
         two seeds are left out
+    within : a column of strata (e.g. ``"fold"``): genomes are compared
+        only with genomes of their stratum (each fold's own mean), and the
+        strata's sums of squares are pooled into one test
 
     Returns
     -------
-    dict with ``genomes``, ``runs``, ``f`` and ``p`` (ANOVA F-test of equal
+    dict with ``genomes``, ``runs``, ``f`` and ``p`` (F-test of equal
     genome means), ``between_sd`` (estimated spread of the genomes' true
     means) and ``within_sd`` (spread of one genome over seeds), both in
     percentage points, and ``icc`` (share of the variance due to the genome,
     ICC(1); 0 when the between-genome mean square is no larger than the
     within one).
     """
-    groups = [g[value].to_numpy(float) * 100 for _, g in table.groupby("genome") if len(g) >= 2]
-    if len(groups) < 2:
-        raise ValueError(f"need at least 2 genomes with 2 or more seeds each, got {len(groups)}")
-    n = np.array([len(g) for g in groups])
-    total, k = n.sum(), len(groups)
-    grand = np.concatenate(groups).mean()
-    ms_between = sum(m * (g.mean() - grand) ** 2 for m, g in zip(n, groups)) / (k - 1)
-    ms_within = sum(((g - g.mean()) ** 2).sum() for g in groups) / (total - k)
-    n0 = (total - (n ** 2).sum() / total) / (k - 1)  # seeds per genome (balanced: the count itself)
+    strata = table.groupby(within) if within else [(None, table)]
+    ss_between = ss_within = df_between = df_within = n_squares = 0.0
+    genomes = runs = 0
+    for _, part in strata:
+        groups = [g[value].to_numpy(float) * 100 for _, g in part.groupby("genome") if len(g) >= 2]
+        if len(groups) < 2:
+            continue
+        n = np.array([len(g) for g in groups])
+        grand = np.concatenate(groups).mean()
+        ss_between += sum(m * (g.mean() - grand) ** 2 for m, g in zip(n, groups))
+        ss_within += sum(((g - g.mean()) ** 2).sum() for g in groups)
+        df_between += len(groups) - 1
+        df_within += n.sum() - len(groups)
+        n_squares += (n ** 2).sum() / n.sum()
+        genomes, runs = genomes + len(groups), runs + int(n.sum())
+    if genomes < 2 or df_within == 0:
+        raise ValueError("need at least 2 genomes (of one stratum) with 2 or more seeds each")
+    ms_between, ms_within = ss_between / df_between, ss_within / df_within
+    n0 = (runs - n_squares) / df_between  # seeds per genome (balanced: the count itself)
     between_var = max(0.0, (ms_between - ms_within) / n0)
-    f, p = stats.f_oneway(*groups)
-    return {"genomes": k, "runs": int(total), "f": float(f), "p": float(p),
+    f = ms_between / ms_within if ms_within > 0 else math.inf
+    return {"genomes": genomes, "runs": runs, "f": float(f), "p": float(stats.f.sf(f, df_between, df_within)),
             "between_sd": float(math.sqrt(between_var)), "within_sd": float(math.sqrt(ms_within)),
             "icc": float(between_var / (between_var + ms_within)) if between_var + ms_within > 0 else math.nan}
 

@@ -152,6 +152,14 @@ def test_genome_signal_matches_a_hand_computed_anova():
     assert genome_signal(one_seed)["genomes"] == 3  # a genome with one seed says nothing about seeds
     with pytest.raises(ValueError, match="at least 2 genomes"):
         genome_signal(table[table["genome"] == "a"])
+    # Two folds, the second 10 points easier: within folds the same test as one fold, with
+    # twice the degrees of freedom (4 and 6); pooled across folds the fold's offset would count.
+    folds = pd.concat([table.assign(fold=0), table.assign(fold=1, ua=table["ua"] + 0.1)])
+    pooled = genome_signal(folds, within="fold")
+    assert pooled["genomes"] == 6 and pooled["f"] == pytest.approx(100.0)
+    assert pooled["p"] == pytest.approx(scipy_stats.f.sf(100.0, 4, 6)) and pooled["icc"] == pytest.approx(99 / 101)
+    assert genome_signal(folds)["genomes"] == 3  # without strata, "a" of both folds is one genome
+    assert genome_signal(noisy)["p"] == pytest.approx(scipy_stats.f_oneway([70, 90], [71, 89]).pvalue)
 
 
 def test_ranking_agreement_is_kendalls_tau_with_the_lowest_loss_best():
