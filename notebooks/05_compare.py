@@ -79,6 +79,13 @@ print("written:", sorted(p.name for p in tables.iterdir()))
 # bootstrap 95 % interval, `p` the Wilcoxon signed-rank p-value, `wins` how
 # many paired runs emoDARTS won. The "best baseline" is the hand-designed
 # model with the highest mean UA on that corpus.
+#
+# When the search did not help, two questions come next. Was there anything
+# to find? `benchmarks/space_signal.py` retrains random genomes of the space
+# under several seeds and tests whether genomes differ more than seeds do
+# (`emokit.stats.genome_signal`). Did the supernet see it? The same script
+# ranks the genomes by their one-shot loss (`emokit.search.one_shot`) against
+# their retrained accuracy; notebook 02 shows each search's discretisation gap.
 
 # %%
 comparisons = paired_comparisons(results)
