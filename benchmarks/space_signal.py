@@ -66,6 +66,7 @@ def retrain(genomes: dict[str, Genome], data, out: Path, train_seeds: list[int],
         for seed in train_seeds:
             started = time.perf_counter()
             metrics = retrain_fold(data, out / name / f"train{seed}", "genome", genome_json=out / name / "genome.json",
+                                   # one thread, as the grid's runs of two workers: the same sums, the same results
                                    train={**QUICK["train"], "seed": seed, "num_threads": 1}, net=QUICK["net"],
                                    progress=False)
             kind, index = name.split("-")

@@ -302,4 +302,3 @@ def load_search(run_dir: str | Path) -> SearchResult:
     genome = Genome.load(run_dir)
     undecided = undecided_report({t: h[-1] for t, h in history.items()})
     return SearchResult(genome, log, history, collapse_report(genome), run_dir, undecided)
-

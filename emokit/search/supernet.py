@@ -161,8 +161,8 @@ class Supernet(nn.Module):
                                        for _ in range(space.seq_cells))
         self.dropout = nn.Dropout(space.dropout)
         self.classifier = nn.Linear(space.seq_hidden, space.n_classes)
-        # 1e-3 * randn, as in DARTS; drawn from torch's global RNG (seed first).
         self.gumbel_tau: float | None = None  # GDAS sampling while training (set by the search loop)
+        # 1e-3 * randn, as in DARTS; drawn from torch's global RNG (seed first).
         self.alphas = nn.ParameterDict({
             t: nn.Parameter(1e-3 * torch.randn(n_edges(space.nodes(t)), len(space.ops(t))))
             for t in space.cell_types()
