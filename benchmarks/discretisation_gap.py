@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from emokit.pipeline import prepare_fold, search_space_for
+from emokit.results import collect
 from emokit.search.genotype import Genome, random_genome
 from emokit.search.one_shot import one_shot_losses
 from emokit.utils import read_json
@@ -35,21 +36,27 @@ def main() -> None:
     warnings.simplefilter("ignore")
     rows = []
     for results in map(Path, args.results):
-        for search in sorted((results / "runs" / args.corpus / args.scope).glob("fold*-seed*/search")):
-            settings = read_json(search.parent / "run.json")["settings"]
-            fold = read_json(search / "config.json")["meta"]["fold"]
-            data = prepare_fold(args.corpus, fold, args.data, settings.get("features"), results / "features",
-                                normalization=settings.get("normalization", "train"), progress=False)
+        runs = collect(results)
+        searches = runs[(runs["corpus"] == args.corpus) & (runs["name"] == args.scope) & (runs["status"] == "done")]
+        folds = {}  # the seeds of a fold share its maps
+        for run in searches.sort_values(["fold", "seed"]).itertuples():
+            run_dir, fold = Path(run.run_dir), int(run.fold)
+            settings = read_json(run_dir / "run.json")["settings"]
+            if fold not in folds:
+                folds[fold] = prepare_fold(args.corpus, fold, args.data, settings.get("features"), results / "features",
+                                           normalization=settings.get("normalization", "train"), progress=False)
+            data = folds[fold]
             space = search_space_for(data, settings.get("space"))
-            genomes = {"own": Genome.load(search)} | {f"random {g}": random_genome(space, [g, fold])
-                                                      for g in range(args.random_genomes)}
-            losses = one_shot_losses(search, data.x["search"], data.y["search"], genomes).set_index("genome")["loss"]
+            genomes = {"own": Genome.load(run_dir / "search")} | {f"random {g}": random_genome(space, [g, fold])
+                                                                  for g in range(args.random_genomes)}
+            losses = one_shot_losses(run_dir / "search", data.x["search"], data.y["search"], genomes)
+            losses = losses.set_index("genome")["loss"]
             random_losses = losses[[g for g in genomes if g != "own"]]
-            rows.append({"results": str(results), "run": search.parent.name, "supernet": losses["(supernet)"],
+            rows.append({"results": str(results), "run": run_dir.name, "supernet": losses["(supernet)"],
                          "own genome": losses["own"], "random mean": random_losses.mean(),
                          "random best": random_losses.min(),
                          "own below every random": bool(losses["own"] < random_losses.min())})
-            print(f"{results} {search.parent.name}: supernet {losses['(supernet)']:.3f}, own genome {losses['own']:.3f}, "
+            print(f"{results} {run_dir.name}: supernet {losses['(supernet)']:.3f}, own genome {losses['own']:.3f}, "
                   f"random genomes {random_losses.mean():.3f} (best {random_losses.min():.3f})", flush=True)
     table = pd.DataFrame(rows)
     print("\nmeans per results folder (loss in nats on the alpha half):")

@@ -38,26 +38,28 @@ import pandas as pd
 from emokit.data import PAPER_CLASSES
 from emokit.experiments import PRESETS
 from emokit.pipeline import prepare_fold, retrain_fold, search_space_for
+from emokit.results import collect
 from emokit.search.genotype import Genome, random_genome
 from emokit.search.one_shot import one_shot_losses
 from emokit.stats import genome_signal, ranking_agreement
-from emokit.utils import read_json
 
 QUICK = PRESETS["quick"]
 
 
-def genomes_of_fold(results: Path, corpus: str, fold: int, data, random_genomes: int) -> dict[str, Genome]:
+def grid_runs(results: Path, corpus: str) -> pd.DataFrame:
+    """The finished runs of the results folder on ``corpus`` (:func:`emokit.results.collect`), by name, fold and seed."""
+    runs = collect(results)
+    return runs[(runs["corpus"] == corpus) & (runs["status"] == "done")].set_index(["name", "fold", "seed"])
+
+
+def genomes_of_fold(searches: dict[int, Path], data, fold: int, random_genomes: int) -> dict[str, Genome]:
     """``searched-s`` (the grid's search of seed s) and ``random-g`` genomes."""
-    genomes = {}
-    for search in sorted((results / "runs" / corpus / "emodarts").glob(f"fold{fold}-seed*/search")):
-        genomes[f"searched-{search.parent.name.split('seed')[1]}"] = Genome.load(search)
+    genomes = {f"searched-{seed}": Genome.load(search) for seed, search in searches.items()}
     space = search_space_for(data, QUICK["space"])
-    for g in range(random_genomes):
-        genomes[f"random-{g}"] = random_genome(space, [g, fold])
-    return genomes
+    return genomes | {f"random-{g}": random_genome(space, [g, fold]) for g in range(random_genomes)}
 
 
-def retrain(genomes: dict[str, Genome], data, out: Path, train_seeds: list[int], results: Path, corpus: str,
+def retrain(genomes: dict[str, Genome], data, out: Path, train_seeds: list[int], runs: pd.DataFrame,
             fold: int) -> pd.DataFrame:
     rows = []
     for name, genome in genomes.items():
@@ -70,22 +72,20 @@ def retrain(genomes: dict[str, Genome], data, out: Path, train_seeds: list[int],
                                    train={**QUICK["train"], "seed": seed, "num_threads": 1}, net=QUICK["net"],
                                    progress=False)
             kind, index = name.split("-")
-            grid_run = results / "runs" / corpus / ("emodarts" if kind == "searched" else "random") / \
-                f"fold{fold}-seed{seed}" / "retrain" / "metrics.json"
-            if index == str(seed) and grid_run.exists():  # the same genome and seed as a grid run
-                same = read_json(grid_run)["ua"] == metrics["ua"]
-                print(f"# {name} train{seed} equals the grid's run: {same}", flush=True)
+            grid_run = ("emodarts" if kind == "searched" else "random", fold, seed)
+            if index == str(seed) and grid_run in runs.index:  # the same genome and seed as a grid run
+                print(f"# {name} train{seed} equals the grid's run: {runs.loc[grid_run, 'ua'] == metrics['ua']}",
+                      flush=True)
             rows.append({"fold": fold, "genome": name, "kind": kind, "seed": seed, "ua": metrics["ua"],
                          "val_ua": metrics["best_val_ua"], "seconds": round(time.perf_counter() - started, 1)})
             print(json.dumps(rows[-1]), flush=True)
     return pd.DataFrame(rows)
 
 
-def one_shot(genomes: dict[str, Genome], data, results: Path, corpus: str, fold: int) -> pd.DataFrame:
+def one_shot(genomes: dict[str, Genome], data, searches: dict[int, Path], fold: int) -> pd.DataFrame:
     """The one-shot loss of every genome in each of the fold's supernets (one per search seed)."""
     return pd.concat([one_shot_losses(search, data.x["search"], data.y["search"], genomes)
-                      .assign(fold=fold, supernet=search.parent.name)
-                      for search in sorted((results / "runs" / corpus / "emodarts").glob(f"fold{fold}-seed*/search"))])
+                      .assign(fold=fold, supernet=f"fold{fold}-seed{seed}") for seed, search in searches.items()])
 
 
 def _signal_line(signal: dict) -> str:
@@ -141,14 +141,17 @@ def main() -> None:
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     results, out = Path(args.results), Path(args.out)
+    runs = grid_runs(results, args.corpus)
     retrained, losses = [], []
     for fold in args.fold:
         data = prepare_fold(args.corpus, fold, args.data, QUICK["features"], results / "features",
                             normalization=QUICK["normalization"], progress=False)
-        genomes = genomes_of_fold(results, args.corpus, fold, data, args.random_genomes)
+        searches = {seed: Path(runs.loc[("emodarts", fold, seed), "run_dir"]) / "search"
+                    for seed in sorted(runs.loc["emodarts"].loc[fold].index)}
+        genomes = genomes_of_fold(searches, data, fold, args.random_genomes)
         fold_out = out / args.corpus / f"fold{fold}"
-        retrained.append(retrain(genomes, data, fold_out, args.train_seeds, results, args.corpus, fold))
-        losses.append(one_shot(genomes, data, results, args.corpus, fold))
+        retrained.append(retrain(genomes, data, fold_out, args.train_seeds, runs, fold))
+        losses.append(one_shot(genomes, data, searches, fold))
         retrained[-1].to_csv(fold_out / "retrained.csv", index=False)
         losses[-1].to_csv(fold_out / "one_shot.csv", index=False)
     retrained, losses = pd.concat(retrained), pd.concat(losses)
