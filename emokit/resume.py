@@ -39,7 +39,8 @@ _SLOT = "__emokit_packed_tensor__"  # marks where a tensor of a packed tree was
 def pack(tree):
     """Nested dicts, lists and tuples holding tensors -> ``{"tree": the same
     structure with each tensor replaced by a slot, "flat": one 1-d tensor per
-    dtype (on the CPU), "specs": (dtype, offset, shape) per slot}``."""
+    dtype and device (all on the CPU), "specs": (key, offset, shape) per
+    slot}``."""
     tensors = []
 
     def strip(node):
@@ -57,11 +58,13 @@ def pack(tree):
     filled: dict[str, int] = {}  # elements per dtype so far
     specs = []
     for t in tensors:
-        dtype = str(t.dtype).removeprefix("torch.")
-        specs.append((dtype, filled.get(dtype, 0), tuple(t.shape)))
-        filled[dtype] = filled.get(dtype, 0) + t.numel()
-        by_dtype.setdefault(dtype, []).append(t)
-    flat = {dtype: torch.cat([t.reshape(-1) for t in group]).cpu() for dtype, group in by_dtype.items()}
+        # One flat tensor per dtype and device: an optimiser's state on a GPU
+        # holds CPU tensors too (Adam's step counts), and cat needs one device.
+        key = str(t.dtype).removeprefix("torch.") + ("" if t.device.type == "cpu" else f"@{t.device}")
+        specs.append((key, filled.get(key, 0), tuple(t.shape)))
+        filled[key] = filled.get(key, 0) + t.numel()
+        by_dtype.setdefault(key, []).append(t)
+    flat = {key: torch.cat([t.reshape(-1) for t in group]).cpu() for key, group in by_dtype.items()}
     return {"tree": stripped, "flat": flat, "specs": specs}
 
 
