@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 import torch
 
+from emokit.resume import pack, unpack
 from emokit.search.budget import estimate_cost
 from emokit.search.loop import SearchConfig, SearchInterrupted, load_search, run_search
 from emokit.search.memory import choose_recompute, free_bytes, step_bytes
@@ -64,6 +65,20 @@ def test_cpu_and_device_agree_on_a_forward_pass():
     # TF32 is off for float32 convolutions by default in torch; the remaining
     # difference is summation order in cuDNN kernels.
     torch.testing.assert_close(on_device, on_cpu, rtol=1e-4, atol=1e-4)
+
+
+def test_a_packed_checkpoint_holds_device_weights_beside_cpu_step_counts():
+    # An Adam state on a GPU keeps its step counts on the CPU; packing once
+    # concatenated both into one tensor and failed (found by a paper fold).
+    model = torch.nn.Linear(3, 2).to(DEVICE)
+    optimizer = torch.optim.Adam(model.parameters())
+    model(torch.ones(1, 3, device=DEVICE)).sum().backward()
+    optimizer.step()
+    tree = {"model": model.state_dict(), "opt": optimizer.state_dict()}
+    back = unpack(pack(tree), map_location=DEVICE)
+    assert torch.equal(back["model"]["weight"], tree["model"]["weight"])
+    assert torch.equal(back["opt"]["state"][0]["exp_avg"], tree["opt"]["state"][0]["exp_avg"])
+    assert back["opt"]["state"][0]["step"].item() == 1
 
 
 def test_retraining_resume_and_prediction_on_the_device(tiny_fold_data, tmp_path):
