@@ -194,6 +194,60 @@ def genome_signal(table: pd.DataFrame, value: str = "ua", within: str | None = N
             "icc": float(between_var / (between_var + ms_within)) if between_var + ms_within > 0 else math.nan}
 
 
+def genome_transfer(table: pd.DataFrame, value: str = "ua") -> dict:
+    """Does a genome that is good on one fold's speakers stay good on
+    another's? A two-way random-effects ANOVA of the same genomes retrained
+    on every fold under the same seeds: genome, genome x fold and seed.
+
+    A genome's quality that a search could find, on training speakers, and
+    carry to unseen ones is its main effect. Differences that change from
+    fold to fold (the interaction) can show up as a signal within one fold
+    (:func:`genome_signal`) and still be out of any selection's reach.
+
+    Parameters
+    ----------
+    table : DataFrame with ``genome``, ``fold`` and ``seed`` columns and
+        ``value`` (accuracy in [0, 1]); every genome on every fold with the
+        same number (2 or more) of seeds
+
+    Returns
+    -------
+    dict with ``genomes``, ``folds``, ``seeds``; ``genome_sd`` (spread of
+    the genomes' true means over folds), ``interaction_sd`` (spread of a
+    genome's fold-specific deviations) and ``seed_sd``, in percentage points;
+    ``f_genome`` and ``p_genome`` (genome mean square against the
+    interaction's: a genome effect that holds across folds) and
+    ``f_interaction``, ``p_interaction`` (against the seeds').
+    """
+    cells = table.groupby(["genome", "fold"])[value]
+    counts = cells.size()
+    genomes, folds = table["genome"].nunique(), table["fold"].nunique()
+    if genomes < 2 or folds < 2 or len(counts) != genomes * folds or counts.nunique() != 1 or counts.iloc[0] < 2:
+        raise ValueError(f"need every one of {genomes} genomes on every one of {folds} folds with the same number "
+                         f"(2 or more) of seeds; got cells of {sorted(counts.unique())} runs, {len(counts)} cells")
+    n = int(counts.iloc[0])
+    x = table[value].to_numpy(float) * 100
+    grand = x.mean()
+    cell = cells.mean().unstack() * 100  # genome x fold
+    genome_means, fold_means = cell.mean(axis=1), cell.mean(axis=0)
+    ss_genome = n * folds * ((genome_means - grand) ** 2).sum()
+    ss_fold = n * genomes * ((fold_means - grand) ** 2).sum()
+    ss_cells = n * ((cell - grand) ** 2).to_numpy().sum()
+    ss_interaction = ss_cells - ss_genome - ss_fold
+    ss_seed = ((x - grand) ** 2).sum() - ss_cells
+    df_genome, df_interaction, df_seed = genomes - 1, (genomes - 1) * (folds - 1), genomes * folds * (n - 1)
+    ms_genome, ms_interaction, ms_seed = ss_genome / df_genome, ss_interaction / df_interaction, ss_seed / df_seed
+    f_genome = ms_genome / ms_interaction if ms_interaction > 0 else math.inf
+    f_interaction = ms_interaction / ms_seed if ms_seed > 0 else math.inf
+    return {"genomes": genomes, "folds": folds, "seeds": n,
+            "genome_sd": float(math.sqrt(max(0.0, (ms_genome - ms_interaction) / (n * folds)))),
+            "interaction_sd": float(math.sqrt(max(0.0, (ms_interaction - ms_seed) / n))),
+            "seed_sd": float(math.sqrt(ms_seed)),
+            "f_genome": float(f_genome), "p_genome": float(stats.f.sf(f_genome, df_genome, df_interaction)),
+            "f_interaction": float(f_interaction),
+            "p_interaction": float(stats.f.sf(f_interaction, df_interaction, df_seed))}
+
+
 def ranking_agreement(one_shot_loss, accuracy) -> dict:
     """Kendall's tau between the genomes' order by one-shot loss (lower is
     better) and by their accuracy trained on their own: 1 when the supernet

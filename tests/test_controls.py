@@ -162,6 +162,36 @@ def test_genome_signal_matches_a_hand_computed_anova():
     assert genome_signal(noisy)["p"] == pytest.approx(scipy_stats.f_oneway([70, 90], [71, 89]).pvalue)
 
 
+def test_genome_transfer_matches_a_hand_computed_two_way_anova():
+    from scipy import stats as scipy_stats
+
+    from emokit.stats import genome_transfer
+
+    # Cell means (genome x fold): a 81 / 85, b 71 / 79; each cell's two seeds 1 point either side.
+    means = {("a", 0): 81, ("a", 1): 85, ("b", 0): 71, ("b", 1): 79}
+    table = pd.DataFrame([{"genome": g, "fold": f, "seed": s, "ua": (m + d) / 100}
+                          for (g, f), m in means.items() for s, d in enumerate((-1, 1))])
+    t = genome_transfer(table)
+    # Grand 79; genome means 83, 75; fold means 76, 82. SS genome 2*2*(16+16) = 128,
+    # SS fold 72, SS cells 2*(4+36+64+0) = 208, SS interaction 8, SS seed 8 (df 1, 1, 4):
+    # MS 128, 8, 2. Genome variance (128-8)/(2*2) = 30, interaction (8-2)/2 = 3.
+    assert (t["genomes"], t["folds"], t["seeds"]) == (2, 2, 2)
+    assert t["f_genome"] == pytest.approx(16.0) and t["p_genome"] == pytest.approx(scipy_stats.f.sf(16.0, 1, 1))
+    assert t["f_interaction"] == pytest.approx(4.0)
+    assert t["p_interaction"] == pytest.approx(scipy_stats.f.sf(4.0, 1, 4))
+    assert t["genome_sd"] == pytest.approx(math.sqrt(30)) and t["interaction_sd"] == pytest.approx(math.sqrt(3))
+    assert t["seed_sd"] == pytest.approx(math.sqrt(2))
+    # Genomes that swap places from fold to fold: a large signal within each fold, none that carries.
+    swapped = pd.DataFrame([{"genome": g, "fold": f, "seed": s,
+                             "ua": (80 + (5 if (g == "a") == (f == 0) else -5) + d) / 100}
+                            for g in "ab" for f in (0, 1) for s, d in enumerate((-1, 1))])
+    crossed = genome_transfer(swapped)
+    assert crossed["genome_sd"] == 0 and crossed["p_genome"] > 0.9
+    assert crossed["interaction_sd"] > 4 and crossed["p_interaction"] < 1e-3
+    with pytest.raises(ValueError, match="every one of 2 genomes on every one of 2 folds"):
+        genome_transfer(table.iloc[1:])
+
+
 def test_ranking_agreement_is_kendalls_tau_with_the_lowest_loss_best():
     from emokit.stats import ranking_agreement
 
