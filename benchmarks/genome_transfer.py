@@ -17,7 +17,7 @@ on two cores, say), then report on everything finished:
 
     python benchmarks/genome_transfer.py --results results --genomes 0 1 2 3
     python benchmarks/genome_transfer.py --results results --genomes 4 5 6 7
-    python benchmarks/genome_transfer.py --report
+    python benchmarks/genome_transfer.py --report --figure genome_transfer.png
 """
 from __future__ import annotations
 
@@ -97,12 +97,18 @@ def main() -> None:
     parser.add_argument("--data", default=os.environ.get("EMOKIT_DATA", "../shared/datasets"))
     parser.add_argument("--out", default="results/genome_transfer")
     parser.add_argument("--report", action="store_true", help="only report on the finished runs")
+    parser.add_argument("--figure", default=None, help="save the genome x fold figure here (.png)")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     out = Path(args.out)
     if not args.report:
         retrain(args.corpus, args.folds, args.genomes, args.train_seeds, Path(args.results), args.data, out)
-    report(finished_runs(out, args.corpus))
+    runs = finished_runs(out, args.corpus)
+    report(runs)
+    if args.figure:
+        from emokit.viz.results import genome_fold_figure
+
+        genome_fold_figure(runs).savefig(args.figure, dpi=110, bbox_inches="tight")
 
 
 if __name__ == "__main__":

@@ -558,3 +558,18 @@ def test_genome_spread_figure_orders_genomes_by_mean_and_plots_every_run():
     assert sum(len(c.get_offsets()) for c in right.collections) == 2 * len(names)  # no "(supernet)" row
     assert text_overlaps(fig) == []
     assert len(genome_spread_figure(retrained).axes) == 1
+
+
+def test_genome_fold_figure_draws_a_line_per_genome_through_every_fold():
+    from emokit.viz.results import genome_fold_figure
+
+    rng = np.random.default_rng(0)
+    runs = pd.DataFrame([{"genome": g, "fold": f, "seed": s, "ua": rng.uniform(0.7, 0.9), "val_ua": rng.uniform(0.7, 0.9)}
+                         for g in range(6) for f in range(5) for s in (0, 1)]).sample(frac=1, random_state=0)
+    fig = genome_fold_figure(runs)
+    test_axis, val_axis = fig.axes
+    for ax, value in ((test_axis, "ua"), (val_axis, "val_ua")):
+        assert len(ax.lines) == 6 and [t.get_text() for t in ax.get_xticklabels()] == [f"fold {f}" for f in range(5)]
+        expected = runs[runs["genome"] == 2].groupby("fold")[value].mean().to_numpy() * 100
+        np.testing.assert_allclose(ax.lines[2].get_ydata(), expected)
+    assert text_overlaps(fig) == []

@@ -119,3 +119,28 @@ def genome_spread_figure(retrained: pd.DataFrame, one_shot: pd.DataFrame | None 
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")
     return fig
+
+
+def genome_fold_figure(runs: pd.DataFrame) -> Figure:
+    """Do genomes keep their order from fold to fold? One line per genome
+    through its mean UA (over seeds) on each fold, test UA left and
+    validation UA right: parallel lines are a genome effect that carries to
+    new speakers, crossing lines one that does not.
+
+    Parameters
+    ----------
+    runs : DataFrame with genome, fold, seed, ua and val_ua (in [0, 1])
+    """
+    genomes = sorted(runs["genome"].unique())
+    folds = sorted(runs["fold"].unique())
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, value, title in zip(axes, ("ua", "val_ua"), ("test speakers", "validation speakers")):
+        means = runs.groupby(["genome", "fold"])[value].mean().unstack().reindex(index=genomes, columns=folds) * 100
+        for genome, colour in zip(genomes, series_colors(genomes)):
+            ax.plot(range(len(folds)), means.loc[genome], marker="o", color=colour, label=f"genome {genome}")
+        ax.set_xticks(range(len(folds)), [f"fold {f}" for f in folds])
+        ax.set(title=f"mean UA over seeds, {title}", ylabel="UA (%)")
+        ax.grid(axis="y", alpha=0.3)
+    axes[1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    return fig
