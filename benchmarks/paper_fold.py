@@ -64,14 +64,23 @@ def main() -> None:
         train = train.replace(epochs=args.train_epochs)
     space = search_space_for(data, preset["space"])
 
-    cost = estimate_cost(space, search, n_search=len(data.x["search"]), repeats=3)
+    out = Path(args.out)
+    # A resumed run keeps its first projection: timing the step again costs
+    # minutes of a GPU lease, and the projection is of the whole run.
+    projection, settings = out / "projection.json", {**vars(args), "out": None}
+    saved = json.loads(projection.read_text()) if projection.exists() else {}
+    if saved.get("settings") == settings:
+        cost = saved["cost"]
+    else:
+        cost = estimate_cost(space, search, n_search=len(data.x["search"]), repeats=3)
+        out.mkdir(parents=True, exist_ok=True)
+        projection.write_text(json.dumps({"settings": settings, "cost": cost}, default=str, indent=1))
     print(f"fold {args.fold}: {len(data.x['search'])} search maps, {len(data.x['test'])} test maps; "
           f"device {cost['device']}")
     print(f"projected search: {cost['epoch_seconds']:.2f} s per epoch, {cost['total_seconds']:.0f} s for "
           f"{search.epochs} epochs (step {cost['step_seconds']:.3f} s x {cost['steps_per_epoch']} steps; "
           f"CUDA graphs {cost['cuda_graphs']}, edge recomputation {cost['recompute_edges']})")
 
-    out = Path(args.out)
     start = time.perf_counter()
     result = search_fold(data, out / "search", space, search, progress=True)  # raises if the maps do not fit
     search_seconds = time.perf_counter() - start
