@@ -224,7 +224,7 @@ def genome_transfer(table: pd.DataFrame, value: str = "ua") -> dict:
     genomes, folds = table["genome"].nunique(), table["fold"].nunique()
     if genomes < 2 or folds < 2 or len(counts) != genomes * folds or counts.nunique() != 1 or counts.iloc[0] < 2:
         raise ValueError(f"need every one of {genomes} genomes on every one of {folds} folds with the same number "
-                         f"(2 or more) of seeds; got cells of {sorted(counts.unique())} runs, {len(counts)} cells")
+                         f"(2 or more) of seeds; got cells of {sorted(int(c) for c in counts.unique())} runs, {len(counts)} cells")
     n = int(counts.iloc[0])
     x = table[value].to_numpy(float) * 100
     grand = x.mean()
