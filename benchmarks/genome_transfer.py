@@ -32,7 +32,7 @@ import pandas as pd
 from emokit.experiments import PRESETS
 from emokit.pipeline import prepare_fold, retrain_fold, search_space_for
 from emokit.search.genotype import random_genome
-from emokit.stats import genome_transfer
+from emokit.stats import genome_signal, genome_transfer
 
 QUICK = PRESETS["quick"]
 GENOME_SEED = 1000  # genome g: random_genome(space, GENOME_SEED + g), the same on every fold
@@ -70,11 +70,12 @@ def finished_runs(out: Path, corpus: str) -> pd.DataFrame:
 
 def report(runs: pd.DataFrame) -> None:
     for value, label in (("ua", "test UA"), ("val_ua", "validation UA")):
-        t = genome_transfer(runs, value)
+        t, within = genome_transfer(runs, value), genome_signal(runs, value, within="fold")
         print(f"{label}: {t['genomes']} genomes x {t['folds']} folds x {t['seeds']} seeds; "
               f"genome sd {t['genome_sd']:.2f} (F {t['f_genome']:.2f}, p {t['p_genome']:.3f}), "
               f"genome x fold sd {t['interaction_sd']:.2f} (F {t['f_interaction']:.2f}, p {t['p_interaction']:.3f}), "
-              f"seed sd {t['seed_sd']:.2f} points")
+              f"seed sd {t['seed_sd']:.2f} points; within each fold (genome + genome x fold) "
+              f"between-genome sd {within['between_sd']:.2f}, p {within['p']:.3f}")
     cell = runs.groupby(["genome", "fold"])["ua"].mean().unstack() * 100
     print("\nmean test UA per genome (rows) and fold (columns):")
     print(cell.round(2).assign(mean=cell.mean(axis=1).round(2)).to_string())
