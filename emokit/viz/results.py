@@ -124,8 +124,9 @@ def genome_spread_figure(retrained: pd.DataFrame, one_shot: pd.DataFrame | None 
 def genome_fold_figure(runs: pd.DataFrame) -> Figure:
     """Do genomes keep their order from fold to fold? One line per genome
     through its mean UA (over seeds) on each fold, test UA left and
-    validation UA right: parallel lines are a genome effect that carries to
-    new speakers, crossing lines one that does not.
+    validation UA (held-out utterances of the training speakers) right:
+    parallel lines are a genome effect that carries to new speakers,
+    crossing lines one that does not.
 
     Parameters
     ----------
@@ -135,7 +136,7 @@ def genome_fold_figure(runs: pd.DataFrame) -> Figure:
     folds = sorted(runs["fold"].unique())
     fig = Figure(figsize=(11, 4), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
-    for ax, value, title in zip(axes, ("ua", "val_ua"), ("test speakers", "validation speakers")):
+    for ax, value, title in zip(axes, ("ua", "val_ua"), ("test speakers", "validation utterances")):
         means = runs.groupby(["genome", "fold"])[value].mean().unstack().reindex(index=genomes, columns=folds) * 100
         for genome, colour in zip(genomes, series_colors(genomes)):
             ax.plot(range(len(folds)), means.loc[genome], marker="o", color=colour, label=f"genome {genome}")
