@@ -72,7 +72,8 @@ def report(runs: pd.DataFrame) -> None:
     for value, label in (("ua", "test UA"), ("val_ua", "validation UA")):
         t, within = genome_transfer(runs, value), genome_signal(runs, value, within="fold")
         print(f"{label}: {t['genomes']} genomes x {t['folds']} folds x {t['seeds']} seeds; "
-              f"genome sd {t['genome_sd']:.2f} (F {t['f_genome']:.2f}, p {t['p_genome']:.3f}), "
+              f"genome sd {t['genome_sd']:.2f} (95 % upper bound {t['genome_sd_upper']:.2f}; F {t['f_genome']:.2f}, "
+              f"p {t['p_genome']:.3f}), "
               f"genome x fold sd {t['interaction_sd']:.2f} (F {t['f_interaction']:.2f}, p {t['p_interaction']:.3f}), "
               f"seed sd {t['seed_sd']:.2f} points; within each fold (genome + genome x fold) "
               f"between-genome sd {within['between_sd']:.2f}, p {within['p']:.3f}")

@@ -213,7 +213,8 @@ def genome_transfer(table: pd.DataFrame, value: str = "ua") -> dict:
     Returns
     -------
     dict with ``genomes``, ``folds``, ``seeds``; ``genome_sd`` (spread of
-    the genomes' true means over folds), ``interaction_sd`` (spread of a
+    the genomes' true means over folds) and ``genome_sd_upper`` (its
+    one-sided 95 % upper bound), ``interaction_sd`` (spread of a
     genome's fold-specific deviations) and ``seed_sd``, in percentage points;
     ``f_genome`` and ``p_genome`` (genome mean square against the
     interaction's: a genome effect that holds across folds) and
@@ -239,8 +240,12 @@ def genome_transfer(table: pd.DataFrame, value: str = "ua") -> dict:
     ms_genome, ms_interaction, ms_seed = ss_genome / df_genome, ss_interaction / df_interaction, ss_seed / df_seed
     f_genome = ms_genome / ms_interaction if ms_interaction > 0 else math.inf
     f_interaction = ms_interaction / ms_seed if ms_seed > 0 else math.inf
+    # F_genome / theta follows F(df_genome, df_interaction), theta = 1 + n folds var_genome / E[MS_interaction]:
+    # the one-sided 95 % upper bound of theta gives that of the genome sd (exact given E[MS_interaction]).
+    theta_upper = f_genome / stats.f.ppf(0.05, df_genome, df_interaction)
     return {"genomes": genomes, "folds": folds, "seeds": n,
             "genome_sd": float(math.sqrt(max(0.0, (ms_genome - ms_interaction) / (n * folds)))),
+            "genome_sd_upper": float(math.sqrt(max(0.0, theta_upper - 1) * ms_interaction / (n * folds))),
             "interaction_sd": float(math.sqrt(max(0.0, (ms_interaction - ms_seed) / n))),
             "seed_sd": float(math.sqrt(ms_seed)),
             "f_genome": float(f_genome), "p_genome": float(stats.f.sf(f_genome, df_genome, df_interaction)),

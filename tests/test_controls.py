@@ -181,12 +181,15 @@ def test_genome_transfer_matches_a_hand_computed_two_way_anova():
     assert t["p_interaction"] == pytest.approx(scipy_stats.f.sf(4.0, 1, 4))
     assert t["genome_sd"] == pytest.approx(math.sqrt(30)) and t["interaction_sd"] == pytest.approx(math.sqrt(3))
     assert t["seed_sd"] == pytest.approx(math.sqrt(2))
+    # Upper bound: F / F_0.05(1, 1) bounds 1 + (2*2) var_genome / 8.
+    theta = 16.0 / scipy_stats.f.ppf(0.05, 1, 1)
+    assert t["genome_sd_upper"] == pytest.approx(math.sqrt((theta - 1) * 8 / 4)) and t["genome_sd_upper"] > t["genome_sd"]
     # Genomes that swap places from fold to fold: a large signal within each fold, none that carries.
     swapped = pd.DataFrame([{"genome": g, "fold": f, "seed": s,
                              "ua": (80 + (5 if (g == "a") == (f == 0) else -5) + d) / 100}
                             for g in "ab" for f in (0, 1) for s, d in enumerate((-1, 1))])
     crossed = genome_transfer(swapped)
-    assert crossed["genome_sd"] == 0 and crossed["p_genome"] > 0.9
+    assert crossed["genome_sd"] == 0 and crossed["p_genome"] > 0.9 and crossed["genome_sd_upper"] == 0
     assert crossed["interaction_sd"] > 4 and crossed["p_interaction"] < 1e-3
     with pytest.raises(ValueError, match="every one of 2 genomes on every one of 2 folds"):
         genome_transfer(table.iloc[1:])
