@@ -86,6 +86,9 @@ print("written:", sorted(p.name for p in tables.iterdir()))
 # (`emokit.stats.genome_signal`). Did the supernet see it? The same script
 # ranks the genomes by their one-shot loss (`emokit.search.one_shot`) against
 # their retrained accuracy; notebook 02 shows each search's discretisation gap.
+# And does a genome that wins on one fold's speakers win on the others'?
+# `benchmarks/genome_transfer.py` retrains the same genomes on every fold
+# (`emokit.stats.genome_transfer`): only that common part is a search's to find.
 
 # %%
 comparisons = paired_comparisons(results)
