@@ -30,16 +30,20 @@ from pathlib import Path
 import pandas as pd
 
 from emokit.experiments import PRESETS
-from emokit.pipeline import prepare_fold, retrain_fold, search_space_for
+from emokit.pipeline import corpus_features, prepare_fold, retrain_fold, search_space_for
 from emokit.search.genotype import random_genome
+from emokit.splits import make_folds
 from emokit.stats import genome_signal, genome_transfer
 
 QUICK = PRESETS["quick"]
 GENOME_SEED = 1000  # genome g: random_genome(space, GENOME_SEED + g), the same on every fold
 
 
-def retrain(corpus: str, folds: list[int], genomes: list[int], seeds: list[int], results: Path, data_root: str,
-            out: Path) -> None:
+def retrain(corpus: str, folds: list[int] | None, genomes: list[int], seeds: list[int], results: Path,
+            data_root: str, out: Path) -> None:
+    if folds is None:  # every fold of the corpus
+        _, manifest = corpus_features(corpus, data_root, QUICK["features"], results / "features", progress=False)
+        folds = list(range(len(make_folds(manifest))))
     for fold in folds:
         data = prepare_fold(corpus, fold, data_root, QUICK["features"], results / "features",
                             normalization=QUICK["normalization"], progress=False)
@@ -93,7 +97,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", default="results", help="a results folder whose features/ holds the quick maps")
     parser.add_argument("--corpus", default="emodb")
-    parser.add_argument("--folds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--folds", type=int, nargs="+", default=None, help="default: every fold of the corpus")
     parser.add_argument("--genomes", type=int, nargs="+", default=list(range(8)))
     parser.add_argument("--train-seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--data", default=os.environ.get("EMOKIT_DATA", "../shared/datasets"))
