@@ -8,7 +8,7 @@ projection of :func:`emokit.search.budget.estimate_cost` for the search,
 then the measured seconds of every phase and their ratio to it.
 
     python benchmarks/paper_fold.py --maps CACHE.npy [--preset paper] [--fold 0]
-        [--device auto] [--out paper-fold] [--search-epochs N] [--train-epochs N]
+        [--device auto] [--out paper-fold] [--search-epochs N] [--train-epochs N] [--no-progress]
 
 ``--maps``: a cache of the preset's maps (the paper's: ``FeatureConfig()``,
 MFCC, 8 s, 128 x 128), as notebook 01 of a grid of that preset writes under
@@ -47,6 +47,8 @@ def main() -> None:
     parser.add_argument("--out", default="paper-fold")
     parser.add_argument("--search-epochs", type=int, default=None, help="default: the preset's (paper: 300)")
     parser.add_argument("--train-epochs", type=int, default=None, help="default: the preset's (paper: 300)")
+    parser.add_argument("--no-progress", dest="progress", action="store_false",
+                        help="no progress bars (a log file keeps the figures readable)")
     args = parser.parse_args()
 
     preset = PRESETS[args.preset]
@@ -82,11 +84,11 @@ def main() -> None:
           f"CUDA graphs {cost['cuda_graphs']}, edge recomputation {cost['recompute_edges']})")
 
     start = time.perf_counter()
-    result = search_fold(data, out / "search", space, search, progress=True)  # raises if the maps do not fit
+    result = search_fold(data, out / "search", space, search, progress=args.progress)  # raises if the maps do not fit
     search_seconds = time.perf_counter() - start
     start = time.perf_counter()
     metrics = retrain_fold(data, out / "retrain", search_dir=out / "search", train=train, net=preset["net"],
-                           progress=True)
+                           progress=args.progress)
     train_seconds = time.perf_counter() - start
 
     # Per-epoch seconds of the log, past the weight-only warm-up epochs.
