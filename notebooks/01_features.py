@@ -45,7 +45,6 @@
 # | `features` | fields of `emokit.features.FeatureConfig` that differ from the paper's maps, e.g. `{"kind": "logmel"}`; an unknown key is an error that lists the known ones |
 # | `output_dir` | cache folder for the extracted maps |
 # | `n_jobs` | worker processes for the extraction; `-1` = all cores |
-# | `seed` | seeds the fold split |
 #
 # The fields of `FeatureConfig`: `kind` (`mfcc`, the paper, or `logmel`),
 # `sample_rate` (Hz every file is resampled to), `duration` (seconds every
@@ -60,7 +59,6 @@ data_root = None  # None: $EMOKIT_DATA
 features = {}  # FeatureConfig fields; {}: the paper's 128 x 128 MFCC maps
 output_dir = None  # cache folder; None: <results>/features (results: $EMOKIT_RESULTS, else the checkout's results/)
 n_jobs = -1
-seed = 0
 
 # %%
 # %matplotlib inline
@@ -133,7 +131,7 @@ display(pictures.speaker_counts_figure(manifest))
 # utterances each role has, and the class counts of its test set.
 
 # %%
-folds = make_folds(manifest, seed=seed)
+folds = make_folds(manifest)  # the folds notebooks 02 and 04 and `emokit run` use
 fold_table(folds, manifest)
 
 # %% [markdown]

@@ -40,7 +40,7 @@ def test_notebook_01_parameters_cell():
     (cell,) = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     namespace: dict = {}
     exec(cell.source, namespace)  # plain assignments only
-    expected = dict(corpus="emodb", data_root=None, features={}, output_dir=None, n_jobs=-1, seed=0)
+    expected = dict(corpus="emodb", data_root=None, features={}, output_dir=None, n_jobs=-1)
     assert {k: namespace[k] for k in expected} == expected
     from emokit.features import FeatureConfig
 
@@ -60,7 +60,7 @@ def test_notebook_01_runs_on_emodb(tmp_path, datasets_root):
     executed = tmp_path / "01_features.out.ipynb"
     papermill.execute_notebook(
         str(NOTEBOOK_01), str(executed),
-        parameters=dict(corpus="emodb", data_root=str(datasets_root), output_dir=str(output_dir), n_jobs=1, seed=0,
+        parameters=dict(corpus="emodb", data_root=str(datasets_root), output_dir=str(output_dir), n_jobs=1,
                         features=TINY),
         kernel_name="python3", cwd=str(REPO), progress_bar=False, execution_timeout=300,
     )
