@@ -33,7 +33,7 @@ from emokit.experiments import PRESETS
 from emokit.pipeline import corpus_features, prepare_fold, retrain_fold, search_space_for
 from emokit.search.genotype import random_genome
 from emokit.splits import make_folds
-from emokit.stats import genome_signal, genome_transfer
+from emokit.stats import genome_signal, genome_transfer, paired_difference
 
 QUICK = PRESETS["quick"]
 GENOME_SEED = 1000  # genome g: random_genome(space, GENOME_SEED + g), the same on every fold
@@ -84,6 +84,16 @@ def report(runs: pd.DataFrame) -> None:
     cell = runs.groupby(["genome", "fold"])["ua"].mean().unstack() * 100
     print("\nmean test UA per genome (rows) and fold (columns):")
     print(cell.round(2).assign(mean=cell.mean(axis=1).round(2)).to_string())
+    # Random search: per fold, the genome with the best mean validation UA (the fold's own validation
+    # utterances), its test UA on each seed against the mean of all genomes on that fold and seed.
+    picked = runs.groupby(["fold", "genome"])["val_ua"].mean().groupby("fold").idxmax().map(lambda key: key[1])
+    chosen = runs[runs["genome"] == runs["fold"].map(picked)].set_index(["fold", "seed"])["ua"].sort_index()
+    average = runs.groupby(["fold", "seed"])["ua"].mean().sort_index()
+    d = paired_difference(chosen, average)
+    print(f"\nrandom search (per fold the genome with the best validation UA: {picked.to_dict()}): test UA "
+          f"{100 * chosen.mean():.2f} against {100 * average.mean():.2f} for the genomes' mean, difference "
+          f"{d['mean']:+.2f} (95 % CI {d['ci_low']:+.2f} to {d['ci_high']:+.2f}, Wilcoxon p {d['p']:.3f}, "
+          f"{d['wins']} of {d['n']} fold x seed runs higher)")
     print("\nper fold, the genome best on the other folds' test UA (a diagnosis, not a method):")
     for fold in cell.columns:
         elsewhere = cell.drop(columns=fold).mean(axis=1)
