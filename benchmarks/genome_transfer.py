@@ -6,8 +6,10 @@ every fold of a corpus under several training seeds. The report splits the
 spread of their accuracies into what belongs to the genome on every fold
 (what a search on training speakers could find and carry to unseen ones),
 what changes from fold to fold, and what the training seed does
-(:func:`emokit.stats.genome_transfer`). It also prints, per fold, the test
-UA of the genome with the best mean test UA on the *other* folds: a
+(:func:`emokit.stats.genome_transfer`). It prints random search with
+selection on validation (per fold, the genome with the best validation UA,
+paired with the genomes' mean over fold x seed runs), and, per fold, the
+test UA of the genome with the best mean test UA on the *other* folds: a
 diagnosis of how much a perfectly informed choice made elsewhere is worth
 here, not a method (those folds' models were trained on this fold's test
 speakers).
