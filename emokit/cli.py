@@ -149,7 +149,7 @@ def _grid_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--corpora", nargs="+")
     parser.add_argument("--scopes", nargs="*", help="SeqNN search scopes: emodarts lstm lstm_att rnn rnn_att (none: empty)")
     parser.add_argument("--baselines", nargs="*", help="baselines: cnn cnn_lstm cnn_lstm_att and the controls random "
-                                                       "classical (none: empty)")
+                                                       "random_search classical (none: empty)")
     parser.add_argument("--folds", nargs="+", type=int, help="fold numbers (default: all)")
     parser.add_argument("--seeds", nargs="+", type=int)
     parser.add_argument("--normalization", choices=["train", "speaker"],

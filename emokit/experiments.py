@@ -89,8 +89,10 @@ class Grid:
 
     ``baselines`` may hold the hand-designed ``cnn``, ``cnn_lstm``,
     ``cnn_lstm_att`` and the controls ``random`` (a genome drawn uniformly
-    from the space of the first scope, retrained like a searched one) and
-    ``classical`` (functionals and a linear classifier).
+    from the space of the first scope, retrained like a searched one),
+    ``random_search`` (the best of 4 such genomes by validation UA; 4
+    retrainings per run) and ``classical`` (functionals and a linear
+    classifier).
     """
 
     corpora: list[str] = field(default_factory=lambda: ["emodb"])
@@ -184,12 +186,13 @@ def n_folds(corpus: str, data_root: str | None) -> int:
 
 
 def plan(grid: Grid) -> list[Run]:
-    """Every run of the grid, the longest first: DARTS runs, the random control
-    (retrained like a searched genome), then the other baselines. A cluster
+    """Every run of the grid, the longest first: DARTS runs, the random
+    controls (random search, then one random genome, retrained like a
+    searched genome), then the other baselines. A cluster
     starts runs in this order, so its last runs are short ones and no
     worker idles long while another finishes."""
     runs = []
-    baselines = sorted(grid.baselines, key=lambda name: name != "random")
+    baselines = sorted(grid.baselines, key=lambda name: {"random_search": 0, "random": 1}.get(name, 2))
     for corpus in grid.corpora:
         folds = grid.folds if grid.folds is not None else list(range(n_folds(corpus, grid.data_root)))
         for kind, names in (("darts", grid.scopes), ("baseline", baselines)):
@@ -213,8 +216,8 @@ def run_settings(grid: Grid, run: Run) -> dict:
                 "data_root": grid.data_root}
     if run.name == "classical":
         settings = {**settings, "classical": grid.classical}
-    if run.kind == "darts" or run.name == "random":
-        settings.update(net=grid.net, space=control_space(grid) if run.name == "random" else grid.space)
+    if run.kind == "darts" or run.name in ("random", "random_search"):
+        settings.update(net=grid.net, space=grid.space if run.kind == "darts" else control_space(grid))
     if run.kind == "darts":
         settings.update(search=grid.search)
     return json.loads(json.dumps(settings))

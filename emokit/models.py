@@ -192,13 +192,15 @@ def cnn_lstm_att(**kwargs) -> CNNLSTMBaseline:
     return CNNLSTMBaseline(attention=True, **kwargs)
 
 
-# The random-search control: a GenomeNet of a genome drawn from the search space.
+# The controls: GenomeNets of genomes drawn from the search space (one, or
+# the best of several by validation UA: emokit.pipeline.random_search).
 MODELS.add("random", GenomeNet)
-GENOME_MODELS = ("genome", "random")
+MODELS.add("random_search", GenomeNet)
+GENOME_MODELS = ("genome", "random", "random_search")
 
 
 def build_model(name: str, genome: Genome | None = None, **kwargs) -> nn.Module:
-    """A model by registry name; ``"genome"`` and ``"random"`` need ``genome``."""
+    """A model by registry name; those of ``GENOME_MODELS`` need ``genome``."""
     factory = MODELS.get(name)
     if name in GENOME_MODELS:
         if genome is None:

@@ -10,6 +10,7 @@ notebooks' parameters).
 """
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from emokit.search.loop import SearchConfig, SearchResult, run_search
 from emokit.search.supernet import SearchSpace
 from emokit.splits import make_folds
 from emokit.train import TrainConfig, train_model
+from emokit.utils import read_json, write_json
 
 
 def as_config(cls, value):
@@ -99,7 +101,7 @@ def search_fold(data: FoldData, run_dir, space: SearchSpace | dict | None = None
 def retrain_fold(data: FoldData, run_dir, model: str = "genome", search_dir=None, genome_json=None,
                  train: TrainConfig | dict | None = None, net: NetConfig | dict | None = None, meta=None,
                  space: SearchSpace | dict | None = None, classical: ClassicalConfig | dict | None = None,
-                 cache_dir=None, **kwargs) -> dict:
+                 cache_dir=None, candidates: int = 4, **kwargs) -> dict:
     """Train a model from scratch on a fold; model selection on ``val``, test
     scored once. Returns the metrics dict (:func:`emokit.train.train_model`).
 
@@ -107,9 +109,11 @@ def retrain_fold(data: FoldData, run_dir, model: str = "genome", search_dir=None
 
     - ``"genome"``: the genome of a search folder (``search_dir``) or of a
       ``genome_json``, sized by ``net`` (:class:`~emokit.models.NetConfig`);
-    - ``"random"``: the random-search control, a genome drawn uniformly from
+    - ``"random"``: the random-genome control, a genome drawn uniformly from
       ``space`` with the seed ``[train.seed, fold]``, saved as
       ``run_dir/genome.json`` and trained exactly like a searched genome;
+    - ``"random_search"``: the random-search control, the best of
+      ``candidates`` random genomes by validation UA (:func:`random_search`);
     - ``"classical"``: functionals and a linear classifier
       (:mod:`emokit.classical`, settings ``classical``, functionals cached in
       ``cache_dir``);
@@ -117,6 +121,8 @@ def retrain_fold(data: FoldData, run_dir, model: str = "genome", search_dir=None
       which takes only the input shape from the data.
     """
     train = as_config(TrainConfig, train)
+    if model == "random_search":
+        return random_search(data, run_dir, train, net, space, candidates, meta, **kwargs)
     if model == "classical":
         config = as_config(ClassicalConfig, classical)
         values = functionals(data.manifest["path"], config, cache_dir=cache_dir, progress=kwargs.get("progress", True))
@@ -131,11 +137,58 @@ def retrain_fold(data: FoldData, run_dir, model: str = "genome", search_dir=None
             if source is None:
                 raise ValueError("model 'genome' needs search_dir (a search run folder) or genome_json")
             genome = Genome.load(source)
-        model_kwargs = as_config(NetConfig, net).to_dict()
-        if not genome.seq:
-            model_kwargs["seq_cells"] = 0
+        model_kwargs = genome_net_kwargs(genome, net)
     else:
         model_kwargs = {"input_shape": list(data.x["train"].shape[2:])}
     source_note = {"genome_json": str(genome_json)} if genome_json else {"search_dir": str(search_dir) if search_dir else None}
     return train_model(model, data, run_dir, train, genome=genome, model_kwargs=model_kwargs,
                        extra=dict(meta or {}, **source_note), **kwargs)
+
+
+def genome_net_kwargs(genome: Genome, net: NetConfig | dict | None) -> dict:
+    """The GenomeNet sizes of ``net`` for ``genome`` (no SeqNN cells when it has none)."""
+    model_kwargs = as_config(NetConfig, net).to_dict()
+    if not genome.seq:
+        model_kwargs["seq_cells"] = 0
+    return model_kwargs
+
+
+def random_search(data: FoldData, run_dir, train: TrainConfig | dict | None = None, net: NetConfig | dict | None = None,
+                  space: SearchSpace | dict | None = None, candidates: int = 4, meta=None, **kwargs) -> dict:
+    """The random-search control (Li & Talwalkar 2019, each candidate fully
+    trained): ``candidates`` genomes drawn uniformly from ``space`` with the
+    seeds ``[train.seed, fold, i]``, each retrained like a searched genome in
+    ``run_dir/candidates/<i>``. The one with the best validation UA (the
+    first of a tie) is the run's model: its files are copied to ``run_dir``.
+    The candidates' test scores play no part in the choice.
+
+    Returns the chosen candidate's metrics with ``chosen`` (its index),
+    ``candidates`` (each one's validation UA and genome) and
+    ``train_seconds`` summed over the candidates (what the control cost).
+    """
+    if candidates < 1:
+        raise ValueError(f"random_search needs 1 or more candidates, got {candidates}")
+    train, run_dir = as_config(TrainConfig, train), Path(run_dir)
+    search_space = search_space_for(data, space)
+    tried = []
+    for i in range(candidates):
+        genome = random_genome(search_space, [train.seed, data.fold.index, i])
+        folder = run_dir / "candidates" / str(i)
+        metrics = train_model("random", data, folder, train, genome=genome, model_kwargs=genome_net_kwargs(genome, net),
+                              extra=dict(meta or {}, candidate=i), **kwargs)
+        genome.save(folder / "genome.json")
+        tried.append({"candidate": i, "best_val_ua": metrics["best_val_ua"], "genome": genome.to_dict(),
+                      "metrics": metrics})
+    chosen = max(range(candidates), key=lambda i: tried[i]["best_val_ua"])  # validation only
+    source = run_dir / "candidates" / str(chosen)
+    for name in ("model.pt", "log.csv", "genome.json", "confusion.png", "curves.png"):
+        if (source / name).exists():
+            shutil.copy2(source / name, run_dir / name)
+    config = read_json(source / "config.json")
+    write_json({**config, "model_name": "random_search", "extra": dict(config.get("extra") or {}, chosen=chosen)},
+               run_dir / "config.json")
+    metrics = {**tried[chosen]["metrics"], "chosen": chosen,
+               "candidates": [{k: v for k, v in t.items() if k != "metrics"} for t in tried],
+               "train_seconds": sum(t["metrics"].get("train_seconds") or 0.0 for t in tried)}
+    write_json(metrics, run_dir / "metrics.json")  # last: its presence marks a finished run
+    return metrics

@@ -67,7 +67,8 @@ def best_hand_designed(results: pd.DataFrame, corpus: str) -> str | None:
 
 
 def paired_comparisons(results: pd.DataFrame, model: str = "emodarts",
-                       against: tuple[str, ...] = ("random", "classical", "best baseline")) -> pd.DataFrame:
+                       against: tuple[str, ...] = ("random", "random_search", "classical", "best baseline"),
+                       ) -> pd.DataFrame:
     """``model`` against each of ``against`` (``"best baseline"``: see
     :func:`best_hand_designed`), per corpus, on the (fold, seed) runs both finished.
 

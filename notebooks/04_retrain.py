@@ -25,7 +25,10 @@
 # Two **controls** ask whether the search was worth it. `random` is a genome
 # drawn uniformly from the same search space (same cells, nodes and op lists),
 # retrained with exactly the same recipe: if the searched genome is no better,
-# the search did not find anything the space did not already give. `classical`
+# the search did not find anything the space did not already give.
+# `random_search` retrains several random genomes and keeps the one with the
+# best validation UA: what a search must beat for the same or less training.
+# `classical`
 # is the obvious model: a vector of acoustic statistics per utterance (means
 # and spreads of 40 MFCCs, or openSMILE's eGeMAPS / ComParE functionals) and
 # a logistic regression, trained in seconds.
@@ -65,12 +68,13 @@ feature_dir = None          # None: <results>/features
 features = {}               # FeatureConfig fields, as in notebooks 01 and 02
 normalization = "train"     # "train" (paper) or "speaker" (as in the search of a genome)
 fold = 0
-model = "genome"            # genome; a baseline: cnn, cnn_lstm, cnn_lstm_att; a control: random, classical
+model = "genome"            # genome; a baseline: cnn, cnn_lstm, cnn_lstm_att; a control: random, random_search, classical
 search_dir = None           # None: notebook 02's default folder for this corpus, scope, fold and seed
 genome_json = None          # or a genome.json instead of a search folder
 net = {}                    # NetConfig fields; {}: the paper's retrained network (4 + 2 cells, C 16, d 64)
 train = {"epochs": 30}      # TrainConfig fields (the paper: 300 epochs)
-space = {}                  # model "random": SearchSpace fields of the space its genome is drawn from
+space = {}                  # models "random", "random_search": SearchSpace fields of the space genomes are drawn from
+candidates = 4              # model "random_search": random genomes retrained; the best by validation UA is kept
 classical = {}              # model "classical": ClassicalConfig fields (functionals, classifier ...)
 run_dir = None              # None: <results>/runs/<corpus>/<scope or model>/fold<fold>-seed<seed>/retrain
 resume = True
@@ -108,13 +112,15 @@ print(f"fold {fold}: test speakers {data.fold.test_speakers}; rows per role", {r
 monitor = LiveMonitor(live=live)
 metrics = retrain_fold(data, run_dir, model, search_dir, genome_json, config, sizes,
                        meta={"corpus": corpus, "fold": fold, "seed": config.seed}, space=space, classical=classical,
-                       cache_dir=feature_dir, resume=resume, callback=monitor)
+                       cache_dir=feature_dir, candidates=candidates, resume=resume, callback=monitor)
 
 # %% [markdown]
 # ## On the test speakers
 
 # %%
 chosen = f"C = {metrics['best_c']}" if model == "classical" else f"epoch {metrics['best_epoch']}"
+if model == "random_search":
+    chosen += f" of candidate {metrics['chosen']}, the best of {len(metrics['candidates'])},"
 print(f"{model}: UA {metrics['ua']:.2%}  WA {metrics['wa']:.2%}  parameters {metrics['parameters']:,}  "
       f"({chosen} chosen by validation UA)")
 print("recall per class:", {k: (round(v, 3) if v is not None else None) for k, v in metrics["per_class_recall"].items()})

@@ -1,9 +1,10 @@
 """The experiment grid through papermill, and the results tables."""
+import json
 from pathlib import Path
 
 import pytest
 
-from emokit.experiments import PRESETS, make_grid, plan
+from emokit.experiments import PRESETS, make_grid, plan, run_settings
 from emokit.runner import compare, run_grid
 from emokit.results import export_table, per_fold_table, summary_table
 
@@ -50,19 +51,25 @@ def test_grid_from_yaml(tmp_path):
 
 
 def test_plan_covers_every_fold_of_emodb_longest_runs_first(datasets_root, tmp_path):
-    grid = make_grid("quick", data_root=str(datasets_root), results_dir=str(tmp_path), baselines=["cnn", "random"])
+    grid = make_grid("quick", data_root=str(datasets_root), results_dir=str(tmp_path),
+                     baselines=["cnn", "random", "random_search"])
     runs = plan(grid)
-    assert len(runs) == 5 + 5 + 5
+    assert len(runs) == 5 + 5 + 5 + 5
     assert {r.fold for r in runs} == set(range(5))
-    assert [r.name for r in runs] == ["emodarts"] * 5 + ["random"] * 5 + ["cnn"] * 5
+    assert [r.name for r in runs] == ["emodarts"] * 5 + ["random_search"] * 5 + ["random"] * 5 + ["cnn"] * 5
+    # Both random controls depend on the network and the space they draw from, as the searched genome does.
+    for run in runs[5:15]:
+        settings = run_settings(grid, run)
+        assert settings["net"] == grid.net and settings["space"]["scope"] == "emodarts"
 
 
 @pytest.mark.slow
 def test_tiny_grid_runs_resumes_and_makes_tables(datasets_root, tmp_path):
     grid = make_grid("quick", data_root=str(datasets_root), results_dir=str(tmp_path), folds=[0, 1],
-                     scopes=["emodarts", "lstm"], baselines=["cnn", "random", "classical"], cell_timeout=300, **TINY)
+                     scopes=["emodarts", "lstm"], baselines=["cnn", "random", "random_search", "classical"],
+                     cell_timeout=300, **TINY)
     results = run_grid(grid, progress=False)
-    assert len(results) == 10
+    assert len(results) == 12
     assert (results["status"] == "done").all(), results[["name", "fold", "error"]]
     for folder in results["run_dir"]:
         names = {p.name for p in Path(folder).iterdir()}
@@ -77,6 +84,9 @@ def test_tiny_grid_runs_resumes_and_makes_tables(datasets_root, tmp_path):
     random_genomes = [Genome.load(tmp_path / f / "retrain") for f in results[results["name"] == "random"]["run_dir"]]
     assert len(random_genomes) == 2 and random_genomes[0] != random_genomes[1]  # one per fold
     assert len(random_genomes[0].seq) == TINY["space"]["seq_nodes"]  # drawn from the emodarts space of the grid
+    for folder in results[results["name"] == "random_search"]["run_dir"]:  # 4 candidates, the best kept
+        metrics = json.loads((tmp_path / folder / "retrain" / "metrics.json").read_text())
+        assert len(metrics["candidates"]) == 4 and (tmp_path / folder / "retrain" / "candidates" / "3").is_dir()
     classical = results[results["name"] == "classical"]
     assert classical["ua"].notna().all() and (classical["parameters"] == 4 * 80 + 4).all()
 
@@ -90,7 +100,7 @@ def test_tiny_grid_runs_resumes_and_makes_tables(datasets_root, tmp_path):
     assert (table["runs"] == 2).all()
     ua = results[results["name"] == "cnn"]["ua"] * 100
     assert table.loc[2, "UA %"] == f"{ua.mean():.2f} ± {ua.std(ddof=0):.2f}"
-    assert per_fold_table(results).shape == (5, 2)
+    assert per_fold_table(results).shape == (6, 2)
     paths = export_table(table, tmp_path / "tables" / "t4")
     assert "emodarts" in paths["md"].read_text() and "\\begin{tabular}" in paths["tex"].read_text()
 

@@ -175,3 +175,42 @@ def test_a_genome_network_sharing_relus_matches_the_plain_one(seed):
         cell(stem, stem, 0.0, relus.apply)
     led_by_relu = [op for op in (cell.pre0, cell.pre1, *cell.ops) if speed.after_leading_relu(op) is not None]
     assert len(relus._done) < len(led_by_relu)  # pre0 and pre1 of the first cell both read the stem's output
+
+
+def test_random_search_keeps_the_candidate_with_the_best_validation_ua(tiny_fold_data, tmp_path):
+    import json
+
+    from emokit.pipeline import random_search
+
+    net = {"cnn_cells": 2, "seq_cells": 1, "channels": 4, "seq_hidden": 8, "freq_bins": 2}
+    space = {"cnn_nodes": 2, "seq_nodes": 2}
+    run = tmp_path / "random_search"
+    metrics = random_search(tiny_fold_data, run, FAST, net, space, candidates=3, progress=False)
+    candidates = [json.loads((run / "candidates" / str(i) / "metrics.json").read_text()) for i in range(3)]
+    val = [c["best_val_ua"] for c in candidates]
+    assert [c["best_val_ua"] for c in metrics["candidates"]] == val
+    assert metrics["chosen"] == val.index(max(val))  # the first of a tie
+    assert metrics["ua"] == candidates[metrics["chosen"]]["ua"]
+    assert metrics["train_seconds"] == pytest.approx(sum(c["train_seconds"] for c in candidates))
+    genomes = [Genome.from_dict(c["genome"]) for c in metrics["candidates"]]
+    assert len(set(genomes)) == 3  # three different draws ...
+    assert Genome.load(run / "genome.json") == genomes[metrics["chosen"]]
+    again = random_search(tiny_fold_data, tmp_path / "again", FAST, net, space, candidates=3, progress=False)
+    assert [Genome.from_dict(c["genome"]) for c in again["candidates"]] == genomes  # ... seeded
+    # The run folder is the chosen model's: it reloads and scores the test speakers as reported.
+    model, config = load_trained(run)
+    assert config["model_name"] == "random_search" and config["extra"]["chosen"] == metrics["chosen"]
+    predicted = predict_logits(model, tiny_fold_data.x["test"]).argmax(1).numpy()
+    assert evaluate(tiny_fold_data.y["test"], predicted, tiny_fold_data.classes)["ua"] == pytest.approx(metrics["ua"])
+
+    # Only validation chooses: a finished candidate is reused with its recorded metrics, so
+    # rewriting them shows which one counts. A perfect test UA elsewhere changes nothing ...
+    other = (metrics["chosen"] + 1) % 3
+    path = run / "candidates" / str(other) / "metrics.json"
+    path.write_text(json.dumps({**candidates[other], "ua": 1.0}))
+    assert random_search(tiny_fold_data, run, FAST, net, space, candidates=3, progress=False)["chosen"] == metrics["chosen"]
+    # ... a better validation UA does.
+    path.write_text(json.dumps({**candidates[other], "best_val_ua": 1.01}))
+    assert random_search(tiny_fold_data, run, FAST, net, space, candidates=3, progress=False)["chosen"] == other
+    with pytest.raises(ValueError, match="1 or more candidates"):
+        random_search(tiny_fold_data, run, FAST, net, space, candidates=0)
