@@ -22,10 +22,11 @@
 # per-fold numbers before trusting a mean.
 #
 # Then the question a NAS kit must answer honestly: **did the search find
-# something better than what you would otherwise use?** Two controls answer
-# it: `random` (a genome drawn uniformly from the same search space, retrained
-# with the same recipe) and `classical` (utterance statistics and a logistic
-# regression). Runs of two models on the same fold and seed are compared
+# something better than what you would otherwise use?** Controls answer it:
+# `random` (a genome drawn uniformly from the same search space, retrained
+# with the same recipe), `random_search` when the grid ran it (the best of 4
+# such genomes by validation UA) and `classical` (utterance statistics and a
+# logistic regression). Runs of two models on the same fold and seed are compared
 # *pairwise*: the mean of their UA differences with a bootstrap 95 %
 # confidence interval, and a Wilcoxon signed-rank test. A difference whose
 # interval straddles 0 is not a result, however good the mean looks.
@@ -34,7 +35,7 @@
 # Parameters (papermill overrides these)
 results_dir = None  # None: $EMOKIT_RESULTS, else the checkout's results/
 baselines = ["cnn", "cnn_lstm", "cnn_lstm_att"]
-controls = ["random", "classical"]
+controls = ["random", "random_search", "classical"]
 scopes = ["emodarts", "lstm", "lstm_att", "rnn", "rnn_att"]
 
 # %%
