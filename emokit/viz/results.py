@@ -135,7 +135,7 @@ def genome_fold_figure(runs: pd.DataFrame) -> Figure:
     genomes = sorted(runs["genome"].unique())
     folds = sorted(runs["fold"].unique())
     fig = Figure(figsize=(11, 4), layout="constrained")
-    axes = fig.subplots(1, 2, sharey=True)
+    axes = fig.subplots(1, 2)  # own scales: validation UA sits far above test UA on some corpora
     for ax, value, title in zip(axes, ("ua", "val_ua"), ("test speakers", "validation utterances")):
         means = runs.groupby(["genome", "fold"])[value].mean().unstack().reindex(index=genomes, columns=folds) * 100
         for genome, colour in zip(genomes, series_colors(genomes)):
