@@ -7,7 +7,7 @@ paired differences of emoDARTS against the controls and the best baseline
 helped, and how much the seeds' genomes agree.
 
     python benchmarks/accuracy.py [--preset quick|paper] [--results results]
-        [--corpora emodb emovo] [--seeds 0 1 2] [--normalization train|speaker]
+        [--corpora emodb emovo] [--seeds 0 1 2] [--normalization train|speaker] [--baselines ...]
 
 Finished runs in the results folder are reused (the demo's seed-0 EmoDB runs,
 for example), so a second call only prints.
@@ -36,10 +36,12 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--normalization", choices=["train", "speaker"], default=None,
                         help="override the preset's feature normalisation")
+    parser.add_argument("--baselines", nargs="*", default=None,
+                        help="default: the preset's (add random_search for the random-search control)")
     args = parser.parse_args()
     data = os.environ.get("EMOKIT_DATA", str(REPO.parent / "shared" / "datasets"))
     grid = make_grid(args.preset, corpora=args.corpora, seeds=args.seeds, data_root=data, results_dir=args.results,
-                     normalization=args.normalization)
+                     normalization=args.normalization, baselines=args.baselines)
     print(f"preset {args.preset}: features {grid.features}, normalization {grid.normalization}\n"
           f"space {grid.space}\nsearch {grid.search}\nnet {grid.net}\ntrain {grid.train}\n")
     results = run_grid(grid)
