@@ -69,7 +69,8 @@ def main() -> None:
     out = Path(args.out)
     # A resumed run keeps its first projection: timing the step again costs
     # minutes of a GPU lease, and the projection is of the whole run.
-    projection, settings = out / "projection.json", {**vars(args), "out": None}
+    projection = out / "projection.json"
+    settings = {k: v for k, v in vars(args).items() if k not in ("out", "progress")}  # what the projection is of
     saved = json.loads(projection.read_text()) if projection.exists() else {}
     if saved.get("settings") == settings:
         cost = saved["cost"]
