@@ -31,10 +31,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from emokit.experiments import PRESETS
-from emokit.pipeline import corpus_features, prepare_fold, retrain_fold, search_space_for
+from emokit.experiments import PRESETS, n_folds
+from emokit.pipeline import prepare_fold, retrain_fold, search_space_for
 from emokit.search.genotype import random_genome
-from emokit.splits import make_folds
 from emokit.stats import genome_signal, genome_transfer, paired_difference
 
 QUICK = PRESETS["quick"]
@@ -43,9 +42,7 @@ GENOME_SEED = 1000  # genome g: random_genome(space, GENOME_SEED + g), the same 
 
 def retrain(corpus: str, folds: list[int] | None, genomes: list[int], seeds: list[int], results: Path,
             data_root: str, out: Path) -> None:
-    if folds is None:  # every fold of the corpus
-        _, manifest = corpus_features(corpus, data_root, QUICK["features"], results / "features", progress=False)
-        folds = list(range(len(make_folds(manifest))))
+    folds = folds if folds is not None else list(range(n_folds(corpus, data_root)))
     for fold in folds:
         data = prepare_fold(corpus, fold, data_root, QUICK["features"], results / "features",
                             normalization=QUICK["normalization"], progress=False)
