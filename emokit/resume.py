@@ -18,6 +18,7 @@ would have seen in an uninterrupted run.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,24 @@ import torch
 from emokit.utils import atomic_torch_save
 
 CHECKPOINT = "checkpoint.pt"
+
+
+class CheckpointTimer:
+    """After which epochs a loop writes its checkpoint: every epoch when
+    ``every_s`` is 0, otherwise once ``every_s`` seconds have passed since the
+    last write; always after the run's last epoch. On a GPU an epoch of the
+    paper's search takes about 1 s and its checkpoint 0.4 s
+    (docs/benchmarks.md); on a CPU an epoch takes minutes."""
+
+    def __init__(self, every_s: float = 0.0):
+        self.every_s = float(every_s)
+        self.last = time.perf_counter()
+
+    def due(self, last_epoch: bool) -> bool:
+        return last_epoch or self.every_s <= 0 or time.perf_counter() - self.last >= self.every_s
+
+    def wrote(self) -> None:
+        self.last = time.perf_counter()
 
 
 def identity_text(identity: dict) -> str:

@@ -37,7 +37,7 @@ from emokit.config import Config
 from emokit.fold_data import FoldData
 from emokit.metrics import evaluate
 from emokit.models import build_model, count_parameters
-from emokit.resume import CHECKPOINT, epoch_batches, epoch_generator, load_checkpoint, save_checkpoint
+from emokit.resume import CHECKPOINT, CheckpointTimer, epoch_batches, epoch_generator, load_checkpoint, save_checkpoint
 from emokit.search.genotype import Genome
 from emokit.utils import _json_default, atomic_torch_save, atomic_write_bytes, read_json, resolve_device, \
     reuse_freed_memory, seed_everything, write_json
@@ -70,6 +70,8 @@ class TrainConfig(Config):
     (The augmentations are drawn from a generator per seed and epoch: see :mod:`emokit.augment`.)
     seed : int, seeds the weights, dropout and the batch order
     device : "auto", "cpu", "cuda" ...; num_threads : torch CPU threads (None: torch's default)
+    checkpoint_every_s : float, write the checkpoint and log only once this many seconds have
+        passed since the last write (and after the last epoch, or when a callback raises); 0: every epoch
     """
 
     epochs: int = 300
@@ -92,6 +94,7 @@ class TrainConfig(Config):
     seed: int = 0
     device: str = "auto"
     num_threads: int | None = None
+    checkpoint_every_s: float = 0.0
 
     def __post_init__(self) -> None:
         roles = (self.train_roles,) if isinstance(self.train_roles, str) else tuple(self.train_roles)
@@ -223,6 +226,13 @@ def _fit(model_name, data, run_dir, config, genome, model_kwargs, description, r
         state = load_checkpoint(checkpoint_path, identity, stateful)
     log = state["log"]
 
+    timer = CheckpointTimer(config.checkpoint_every_s)
+
+    def write_checkpoint() -> None:
+        save_checkpoint(checkpoint_path, identity, stateful, state)
+        _write_log(run_dir, log)
+        timer.wrote()
+
     bar = tqdm(total=config.epochs, initial=len(log), desc=f"{model_name} fold {data.fold.index}", unit="epoch",
                disable=not progress)
     for epoch in range(len(log), config.epochs):
@@ -246,10 +256,16 @@ def _fit(model_name, data, run_dir, config, genome, model_kwargs, description, r
         log.append(record)
         if not len(x_val) or val["ua"] > state["best_ua"]:  # strict: ties keep the earlier epoch
             state.update(best_state=_cpu_copy(model.state_dict()), best_epoch=epoch + 1, best_ua=val["ua"], best_wa=val["wa"])
-        save_checkpoint(checkpoint_path, identity, stateful, state)
-        atomic_write_bytes(run_dir / "log.csv", pd.DataFrame(log, columns=LOG_COLUMNS).to_csv(index=False).encode())
+        written = timer.due(last_epoch=epoch + 1 == config.epochs)
+        if written:
+            write_checkpoint()
         if callback is not None:
-            callback(dict(record))
+            try:
+                callback(dict(record))
+            except BaseException:
+                if not written:  # a stop between epochs loses nothing
+                    write_checkpoint()
+                raise
         bar.update(1)
         bar.set_postfix(loss=f"{train_loss:.3f}", val_ua=f"{val['ua']:.3f}")
     bar.close()
@@ -268,6 +284,7 @@ def _finish(run_dir: Path, model, state: dict, data: FoldData, description: dict
                "train_seconds": float(sum(r["seconds"] for r in log))}
     write_json(description, run_dir / "config.json")
     atomic_torch_save(state["best_state"], run_dir / "model.pt")
+    _write_log(run_dir, log)  # also the epochs since the last checkpoint
     _write_figures(run_dir, pd.DataFrame(log, columns=LOG_COLUMNS), test["confusion"], classes)
     write_json(metrics, run_dir / "metrics.json")  # last: marks the run finished
     (run_dir / CHECKPOINT).unlink(missing_ok=True)
@@ -309,9 +326,13 @@ def _identity(description: dict) -> dict:
     JSON, without ``extra`` and the hardware settings."""
     plain = json.loads(json.dumps(description, default=_json_default))
     plain.pop("extra", None)
-    for key in ("device", "num_threads"):
+    for key in ("device", "num_threads", "checkpoint_every_s"):
         plain["train_config"].pop(key, None)
     return plain
+
+
+def _write_log(run_dir: Path, log: list[dict]) -> None:
+    atomic_write_bytes(run_dir / "log.csv", pd.DataFrame(log, columns=LOG_COLUMNS).to_csv(index=False).encode())
 
 
 def _finite(value: float) -> float | None:

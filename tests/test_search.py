@@ -9,7 +9,7 @@ from torch import nn
 
 from emokit.resume import load_checkpoint, pack, save_checkpoint, unpack
 from emokit.search import speed
-from emokit.search.budget import estimate_cost, format_cost
+from emokit.search.budget import checkpoints_written, estimate_cost, format_cost
 from emokit.search.cells import MixedOp
 from emokit.search.genotype import Genome, collapse_report, derive_cell, edge_labels, n_edges, undecided_report
 from emokit.search.loop import SearchConfig, SearchInterrupted, load_search, run_search
@@ -334,6 +334,37 @@ def test_interrupted_search_resumes_to_the_same_alphas_and_genome(tmp_path):
         np.testing.assert_allclose(resumed.alpha_history[t], full.alpha_history[t], rtol=0, atol=1e-6)
 
 
+def test_a_search_checkpointing_every_so_many_seconds_still_resumes_exactly(tmp_path):
+    """With checkpoint_every_s longer than the run only the last epoch and a
+    stop write the checkpoint; how often is not part of the run's identity,
+    and the resumed search ends where an uninterrupted one does."""
+    x, y = tiny_data()
+    config = SearchConfig(epochs=3, batch_size=8, seed=2, channels_last=False, checkpoint_every_s=3600)
+    written = []
+    full = run_search(x, y, tmp_path / "full", TINY, config, progress=False,
+                      callback=lambda r: written.append((tmp_path / "full" / "checkpoint.pt").exists()))
+    assert written == [False, False, True]
+
+    def stop_after_second(record):
+        if record["epoch"] == 2:
+            raise SearchInterrupted("simulated crash")
+
+    with pytest.raises(SearchInterrupted):
+        run_search(x, y, tmp_path / "cut", TINY, config, callback=stop_after_second, progress=False)
+    assert len(load_search(tmp_path / "cut").log) == 2  # the stop wrote the checkpoint and the log
+    resumed = run_search(x, y, tmp_path / "cut", TINY, config.replace(checkpoint_every_s=0), progress=False)
+    assert resumed.genome == full.genome and len(resumed.log) == 3
+    for t in full.alpha_history:
+        np.testing.assert_allclose(resumed.alpha_history[t], full.alpha_history[t], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("epochs, epoch_seconds, every_s, expected",
+                         [(300, 1.0, 30, 10), (301, 1.0, 30, 11), (300, 100.0, 30, 300), (10, 1.0, 0, 10),
+                          (10, 1.0, 3600, 1), (10, 0.4, 1.0, 4)])
+def test_the_cost_estimate_counts_the_checkpoints_a_search_writes(epochs, epoch_seconds, every_s, expected):
+    assert checkpoints_written(epochs, epoch_seconds, every_s) == expected
+
+
 def test_checkpoints_pack_their_tensors_and_read_unpacked_ones(tmp_path):
     """State dicts go into one flat tensor per dtype and come back equal, in
     their own memory; a checkpoint written before packing still loads."""
@@ -382,7 +413,7 @@ def test_cost_estimate_reports_parameters_time_and_projection():
     cost = estimate_cost(TINY, SearchConfig(batch_size=4, epochs=3), n_search=40)
     assert cost["parameters"] > 0 and cost["step_seconds"] > 0
     assert cost["steps_per_epoch"] == 5
-    assert cost["checkpoint_seconds"] > 0
+    assert cost["checkpoint_seconds"] > 0 and cost["checkpoints"] == 3
     assert cost["total_seconds"] == pytest.approx((cost["epoch_seconds"] + cost["checkpoint_seconds"]) * 3)
     assert "M weights" in format_cost(cost) and "for its checkpoint" in format_cost(cost)
 

@@ -104,6 +104,36 @@ def test_interrupted_run_resumes_exactly(options, tiny_fold_data, tmp_path):
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)
 
 
+def test_a_run_checkpointing_every_so_many_seconds_resumes_exactly_and_logs_every_epoch(tiny_fold_data, tmp_path):
+    genome, kwargs = SETUPS["genome"]
+    config = dataclasses.replace(FAST, epochs=3, checkpoint_every_s=3600)
+    run = dict(genome=genome, model_kwargs=kwargs, progress=False)
+    written = []
+    whole = train_model("genome", tiny_fold_data, tmp_path / "whole", config, **run,
+                        callback=lambda r: written.append((tmp_path / "whole" / "checkpoint.pt").exists()))
+    assert written == [False, False, True]
+    assert pd.read_csv(tmp_path / "whole" / "log.csv")["epoch"].tolist() == [1, 2, 3]
+
+    def stop_after_second(record):
+        if record["epoch"] == 2:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train_model("genome", tiny_fold_data, tmp_path / "cut", config, callback=stop_after_second, **run)
+    assert pd.read_csv(tmp_path / "cut" / "log.csv")["epoch"].tolist() == [1, 2]  # the stop wrote both
+    resumed = train_model("genome", tiny_fold_data, tmp_path / "cut", dataclasses.replace(config, checkpoint_every_s=0),
+                          **run)
+    drop_time = lambda m: {k: v for k, v in m.items() if k != "train_seconds"}
+    assert drop_time(resumed) == drop_time(whole)
+
+
+def test_a_run_stopped_early_logs_the_epochs_since_its_last_checkpoint(tiny_fold_data, tmp_path):
+    config = dataclasses.replace(FAST, epochs=10, lr=0.0, lr_min=0.0, patience=2, checkpoint_every_s=3600)
+    metrics = train_model("cnn", tiny_fold_data, tmp_path, config, model_kwargs=SETUPS["cnn"][1], progress=False)
+    assert metrics["epochs_run"] == 3 and len(pd.read_csv(tmp_path / "log.csv")) == 3
+    assert not (tmp_path / "checkpoint.pt").exists()
+
+
 def test_early_stopping_on_val_ua(tiny_fold_data, tmp_path):
     # lr 0: the cnn baseline (no BatchNorm) never changes, so val UA never improves after epoch 1
     config = dataclasses.replace(FAST, epochs=10, lr=0.0, lr_min=0.0, patience=2)

@@ -75,6 +75,16 @@ def weight_half_batches(n_search: int, config: SearchConfig) -> list[int]:
     return [len(b) for b in epoch_batches(len(weight_half), config.batch_size, torch.Generator())]
 
 
+def checkpoints_written(epochs: int, epoch_seconds: float, every_s: float) -> int:
+    """How many checkpoints a run of ``epochs`` epochs of ``epoch_seconds``
+    each writes when it writes one every ``every_s`` seconds (0: every epoch),
+    the last epoch's included (:class:`~emokit.resume.CheckpointTimer`)."""
+    if every_s <= 0 or epoch_seconds <= 0:
+        return epochs
+    per = max(1, int(np.ceil(every_s / epoch_seconds)))  # epochs between two checkpoints
+    return int(np.ceil(epochs / per))
+
+
 def estimate_cost(space: SearchSpace, config: SearchConfig = SearchConfig(), n_search: int | None = None,
                   repeats: int = 1, fast: bool = True) -> dict:
     """Measure one search step of ``space`` under ``config`` (its batch size,
@@ -91,13 +101,14 @@ def estimate_cost(space: SearchSpace, config: SearchConfig = SearchConfig(), n_s
     -------
     dict with ``parameters`` (supernet weights), ``step_seconds``,
     ``forward_seconds``, ``peak_memory_bytes`` (None if unmeasurable),
-    ``checkpoint_seconds`` (writing the checkpoint after each epoch),
+    ``checkpoint_seconds`` (writing one checkpoint),
     ``recompute_edges`` (as :func:`~emokit.search.memory.choose_recompute`
     decided; ``MemoryError`` when the step cannot fit), ``cuda_graphs``
     (whether the step replayed CUDA graphs, :mod:`emokit.search.graphed`), and
     ``steps_per_epoch``, ``epoch_seconds``, ``warmup_epoch_seconds`` (weight
     steps only; both without the checkpoint, as the search log's ``seconds``),
-    ``total_seconds`` (checkpoints included) when ``n_search`` is given.
+    ``checkpoints`` (how many the search writes, :func:`checkpoints_written`)
+    and ``total_seconds`` (checkpoints included) when ``n_search`` is given.
     """
     device = resolve_device(config.device)
     reuse_freed_memory()
@@ -174,8 +185,9 @@ def estimate_cost(space: SearchSpace, config: SearchConfig = SearchConfig(), n_s
         warmup = min(config.warmup_epochs, config.epochs)
         out["warmup_epoch_seconds"] = (full * weight_step + last_weight_step if weight_step is not None
                                        else out["epoch_seconds"])
+        out["checkpoints"] = checkpoints_written(config.epochs, out["epoch_seconds"], config.checkpoint_every_s)
         out["total_seconds"] = (out["warmup_epoch_seconds"] * warmup + out["epoch_seconds"] * (config.epochs - warmup)
-                                + checkpoint * config.epochs)
+                                + checkpoint * out["checkpoints"])
     return out
 
 

@@ -21,7 +21,7 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from emokit.config import Config
-from emokit.resume import CHECKPOINT, epoch_batches, epoch_generator, load_checkpoint, save_checkpoint
+from emokit.resume import CHECKPOINT, CheckpointTimer, epoch_batches, epoch_generator, load_checkpoint, save_checkpoint
 from emokit.search.architect import PRECISIONS, Architect
 from emokit.search.genotype import (COLLAPSE_REMEDIES, UNDECIDED_REMEDIES, Genome, collapse_report,
                                     undecided_report)
@@ -64,6 +64,10 @@ class SearchConfig(Config):
     gradient computations from CUDA graphs (:mod:`emokit.search.graphed`);
     "auto" wherever they can run (a CUDA device, first order, fp32, no
     aux_skip, beta_decay, gdas or edge recomputation).
+    ``checkpoint_every_s``: write the checkpoint and the log after an epoch
+    only once this many seconds have passed since the last write (and after
+    the last epoch, or when a callback raises); 0: after every epoch. An
+    interruption loses at most this much work.
     """
 
     epochs: int = 300
@@ -91,6 +95,7 @@ class SearchConfig(Config):
     recompute_edges: bool | str = "auto"
     precision: str = "fp32"
     cuda_graphs: bool | str = "auto"
+    checkpoint_every_s: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "alpha_betas", tuple(self.alpha_betas))
@@ -180,8 +185,10 @@ def run_search(
     # What must match to resume. cuda_graphs is how a step runs, not what it
     # computes: a search recorded on a GPU may go on eagerly, and back. The
     # selection only reads the trained supernet: a finished search can be
-    # read again another way.
-    settings = {k: v for k, v in config.to_dict().items() if k not in ("cuda_graphs", "selection")}
+    # read again another way. How often a checkpoint is written changes
+    # nothing either.
+    settings = {k: v for k, v in config.to_dict().items()
+                if k not in ("cuda_graphs", "selection", "checkpoint_every_s")}
     identity = json.loads(json.dumps({"search_space": space.to_dict(), "search": settings}))
     checkpoint_path = run_dir / CHECKPOINT
 
@@ -213,6 +220,13 @@ def run_search(
     start_epoch = len(rows)
     write_json({**identity, "meta": meta or {}}, run_dir / "config.json")
     write_json(space.describe(), run_dir / "search_space.json")
+
+    timer = CheckpointTimer(config.checkpoint_every_s)
+
+    def write_checkpoint() -> None:
+        save_checkpoint(checkpoint_path, identity, stateful, state)
+        _write_outputs(run_dir, rows, history, genome)
+        timer.wrote()
 
     bar = tqdm(range(start_epoch, config.epochs), desc="search", unit="epoch", disable=not progress,
                initial=start_epoch, total=config.epochs)
@@ -255,12 +269,19 @@ def run_search(
             "genome": json.dumps(genome.to_dict()), "collapse": "; ".join(collapse),
         }
         rows.append(row)
-        save_checkpoint(checkpoint_path, identity, stateful, state)
-        _write_outputs(run_dir, rows, history, genome)
+        written = timer.due(last_epoch=epoch + 1 == config.epochs)
+        if written:
+            write_checkpoint()
         bar.set_postfix(loss=f"{row['weight_loss']:.3f}", alpha_acc=f"{row['alpha_acc']:.2f}")
         if callback is not None:
-            callback({"epoch": epoch + 1, "row": row, "snapshot": snapshot, "genome": genome, "collapse": collapse,
-                      "ops": {t: list(space.ops(t)) for t in snapshot}, "epochs": config.epochs})
+            try:
+                callback({"epoch": epoch + 1, "row": row, "snapshot": snapshot, "genome": genome,
+                          "collapse": collapse, "ops": {t: list(space.ops(t)) for t in snapshot},
+                          "epochs": config.epochs})
+            except BaseException:
+                if not written:  # a stop between epochs loses nothing
+                    write_checkpoint()
+                raise
     bar.close()
 
     if not rows:
