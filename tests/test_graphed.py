@@ -104,9 +104,10 @@ def test_a_cpu_search_records_that_it_ran_without_graphs_and_resumes_whatever_th
         raise SearchInterrupted("simulated crash")
 
     with pytest.raises(SearchInterrupted):
-        run_search(x, y, tmp_path, TINY, SearchConfig(epochs=2, batch_size=8, cuda_graphs=False),
+        run_search(x, y, tmp_path, TINY, SearchConfig(epochs=2, batch_size=8, cuda_graphs=False, device="cpu"),
                    callback=stop_after_first, progress=False)
-    resumed = run_search(x, y, tmp_path, TINY, SearchConfig(epochs=2, batch_size=8), progress=False)  # "auto"
+    # cuda_graphs "auto"; the device is pinned, or a GPU machine would record graphs
+    resumed = run_search(x, y, tmp_path, TINY, SearchConfig(epochs=2, batch_size=8, device="cpu"), progress=False)
     assert len(resumed.log) == 2
     assert json.loads((tmp_path / "summary.json").read_text())["cuda_graphs"] is False
     assert np.isfinite(np.load(tmp_path / "alpha_history.npz")["normal"]).all()
