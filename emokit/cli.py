@@ -154,6 +154,9 @@ def _grid_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", nargs="+", type=int)
     parser.add_argument("--normalization", choices=["train", "speaker"],
                         help="feature normalisation (default: the preset's)")
+    parser.add_argument("--val-speakers", type=int, default=None, metavar="N",
+                        help="validate on all utterances of N training speakers per fold (default: the preset's, "
+                             "0: a share of every training speaker's utterances)")
     parser.add_argument("--device", default=None, help="auto (default), cpu or cuda")
     parser.add_argument("--workers", type=int, default=None,
                         help="run the grid on a local Dask cluster of N worker processes (default 1: in this process)")
@@ -173,7 +176,8 @@ def _grid_from_args(args: argparse.Namespace):
     data = args.data or os.environ.get("EMOKIT_DATA")
     return make_grid(args.preset, args.config, corpora=args.corpora, scopes=args.scopes, baselines=args.baselines,
                      folds=args.folds, seeds=args.seeds, data_root=data, results_dir=args.results,
-                     device=args.device, normalization=args.normalization, workers=args.workers,
+                     device=args.device, normalization=args.normalization, val_speakers=args.val_speakers,
+                     workers=args.workers,
                      scheduler=args.scheduler, threads=args.threads)
 
 

@@ -103,6 +103,7 @@ class Grid:
     seeds: list[int] = field(default_factory=lambda: [0])
     features: dict = field(default_factory=dict)
     normalization: str = "train"  # or "speaker": each speaker standardised with their own statistics
+    val_speakers: int = 0  # 0: val is a share of the training speakers' utterances; n: all of n speakers'
     space: dict = field(default_factory=dict)
     search: dict = field(default_factory=dict)
     net: dict = field(default_factory=dict)
@@ -215,6 +216,8 @@ def run_settings(grid: Grid, run: Run) -> dict:
     """What a run's results depend on; a finished run with other settings is stale."""
     settings = {"features": grid.features, "normalization": grid.normalization, "train": grid.train,
                 "data_root": grid.data_root}
+    if grid.val_speakers:  # only when set: runs finished before the option stay current
+        settings["val_speakers"] = grid.val_speakers
     if run.name == "classical":
         settings = {**settings, "classical": grid.classical}
     if run.kind == "darts" or run.name in ("random", "random_search"):

@@ -65,12 +65,14 @@ def corpus_features(
 
 def prepare_fold(corpus: str, fold: int, data_root=None, features: FeatureConfig | dict | None = None,
                  feature_dir="cache", classes: tuple[str, ...] = PAPER_CLASSES, split_seed: int = 0,
-                 n_jobs: int = -1, progress: bool = True, normalization: str = "train") -> FoldData:
+                 n_jobs: int = -1, progress: bool = True, normalization: str = "train",
+                 val_speakers: int = 0) -> FoldData:
     """Features of a corpus (from the cache of notebook 01 when present) cut
-    into fold ``fold`` of its speaker-independent folds."""
+    into fold ``fold`` of its speaker-independent folds (``val_speakers``:
+    :func:`emokit.splits.make_folds`)."""
     config = as_config(FeatureConfig, features)
     maps, manifest = corpus_features(corpus, data_root, config, feature_dir, classes, n_jobs, progress)
-    folds = make_folds(manifest, seed=split_seed)
+    folds = make_folds(manifest, seed=split_seed, val_speakers=val_speakers)
     if not 0 <= fold < len(folds):
         raise ValueError(f"{corpus} has {len(folds)} folds (0..{len(folds) - 1}); fold {fold} does not exist")
     return fold_data(maps, manifest, folds[fold], classes, normalization, config)

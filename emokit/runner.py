@@ -96,7 +96,7 @@ def _environment(env: dict[str, str] | None):
 def _common(grid: Grid, corpus: str) -> dict:
     return {"corpus": corpus, "data_root": grid.data_root,
             "feature_dir": str(Path(grid.results_dir, "features").resolve()), "features": grid.features,
-            "normalization": grid.normalization}
+            "normalization": grid.normalization, "val_speakers": grid.val_speakers}
 
 
 def run_features(grid: Grid, corpus: str, env: dict[str, str] | None = None) -> list[str]:

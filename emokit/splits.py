@@ -4,6 +4,9 @@ Each fold holds out a group of speakers as the test set. The remaining
 (training) speakers' utterances are split, stratified by label, into
 
 - ``val``: model selection (early stopping, best epoch) -- never the test set;
+  a share of the training speakers' utterances, or with ``val_speakers`` all
+  utterances of that many training speakers, so that selection, like the
+  test, meets voices it never trained on;
 - ``search``: the architecture search (paper: 70 % of the rest);
 - ``train``: retraining the found architecture (paper: 30 %).
 
@@ -84,6 +87,7 @@ def make_folds(
     search_fraction: float = 0.7,
     val_fraction: float = 0.15,
     scheme: str = "auto",
+    val_speakers: int = 0,
 ) -> list[Fold]:
     """Speaker-independent folds with search / train / val / test roles.
 
@@ -103,6 +107,11 @@ def make_folds(
         the rest is ``train``.
     val_fraction : float
         Share of the training speakers' data held out as ``val`` first.
+    val_speakers : int
+        0: ``val`` is ``val_fraction`` of the training speakers' utterances.
+        n >= 1: ``val`` is every utterance of n training speakers (drawn with
+        the seed per fold; ``val_fraction`` is then unused), and no val
+        speaker is in ``search`` or ``train``.
     scheme : {"auto", "session", "gender_pairs", "groups"}
         How test speakers are grouped. ``"auto"``: ``"session"`` for IEMOCAP
         and MSP-IMPROV; ``"gender_pairs"`` when every speaker's gender is
@@ -115,6 +124,8 @@ def make_folds(
     """
     if scheme not in SCHEMES:
         raise ValueError(f"unknown fold scheme {scheme!r}; known schemes: {', '.join(SCHEMES)}")
+    if not isinstance(val_speakers, (int, np.integer)) or val_speakers < 0:
+        raise ValueError(f"val_speakers must be a whole number >= 0, got {val_speakers!r}")
     if not 0 <= val_fraction < 1 or not 0 <= search_fraction <= 1:
         raise ValueError(f"need 0 <= val_fraction < 1 and 0 <= search_fraction <= 1, got {val_fraction}, {search_fraction}")
     keys = speaker_keys(manifest)
@@ -133,9 +144,13 @@ def make_folds(
 
     folds = []
     for index, test_speakers in enumerate(groups):
-        roles = _assign_roles(manifest, keys, test_speakers, search_fraction, val_fraction, seed, index)
+        roles = _assign_roles(manifest, keys, test_speakers, search_fraction, val_fraction, seed, index, val_speakers)
         fold = Fold(index, tuple(sorted(test_speakers)), roles, keys)
         check_fold(fold, manifest)
+        if val_speakers:  # whole speakers: none of them may train
+            shared = set(fold.speakers("val")) & (set(fold.speakers("search")) | set(fold.speakers("train")))
+            if shared:
+                raise AssertionError(f"fold {index}: val speakers {sorted(shared)} also train")
         folds.append(fold)
     return folds
 
@@ -234,14 +249,24 @@ def _balanced_groups(manifest: pd.DataFrame, keys: pd.Series, n_folds: int, seed
 # roles inside a fold
 
 
-def _assign_roles(manifest, keys, test_speakers, search_fraction, val_fraction, seed, fold_index) -> pd.Series:
+def _assign_roles(manifest, keys, test_speakers, search_fraction, val_fraction, seed, fold_index,
+                  val_speakers=0) -> pd.Series:
     is_test = keys.isin(test_speakers).to_numpy()
     roles = np.full(len(manifest), "train", dtype=object)
     roles[is_test] = "test"
     labels = manifest["label"].to_numpy()
     # One reproducible stream per (seed, fold): folds get different splits.
     random_state = int(np.random.SeedSequence([seed, fold_index]).generate_state(1)[0])
-    rest, val = _split(np.flatnonzero(~is_test), labels, val_fraction, random_state)
+    if val_speakers:
+        training = sorted(set(keys[~is_test]))
+        if val_speakers >= len(training):
+            raise ValueError(f"val_speakers={val_speakers} leaves no training speaker: fold {fold_index} has "
+                             f"{len(training)} ({', '.join(training)}); use fewer")
+        chosen = np.random.default_rng(random_state).choice(training, size=val_speakers, replace=False)
+        is_val = keys.isin(chosen).to_numpy()
+        rest, val = np.flatnonzero(~is_test & ~is_val), np.flatnonzero(is_val)
+    else:
+        rest, val = _split(np.flatnonzero(~is_test), labels, val_fraction, random_state)
     train, search = _split(rest, labels, search_fraction, random_state + 1)
     roles[val], roles[search], roles[train] = "val", "search", "train"
     return pd.Series(roles, index=manifest.index, name="role")

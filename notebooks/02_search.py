@@ -73,6 +73,7 @@ data_root = None            # folder holding the corpora; None: $EMOKIT_DATA
 feature_dir = None          # feature cache of notebook 01; None: <results>/features
 features = {}               # FeatureConfig fields; {}: the paper's 128 x 128 MFCC maps
 normalization = "train"     # or "speaker": each speaker standardised with their own statistics
+val_speakers = 0            # 0: val is 15 % of the training speakers' utterances; n: all of n training speakers'
 fold = 0
 space = {}                  # SearchSpace fields; {}: the paper's supernet (scope emodarts, 4 + 2 cells)
 search = {"epochs": 20}     # SearchConfig fields (the paper: 300 epochs)
@@ -113,7 +114,8 @@ print(f"run folder: {run_dir}")
 # removes much of the difference between voices.
 
 # %%
-data = prepare_fold(corpus, fold, data_root, features, feature_dir, normalization=normalization)
+data = prepare_fold(corpus, fold, data_root, features, feature_dir, normalization=normalization,
+                    val_speakers=val_speakers)
 print(f"fold {fold}: test speakers {data.fold.test_speakers}")
 print({role: len(y) for role, y in data.y.items()})
 

@@ -67,6 +67,7 @@ data_root = None
 feature_dir = None          # None: <results>/features
 features = {}               # FeatureConfig fields, as in notebooks 01 and 02
 normalization = "train"     # "train" (paper) or "speaker" (as in the search of a genome)
+val_speakers = 0            # as in the search: 0, val is 15 % of the training speakers' utterances; n, all of n speakers'
 fold = 0
 model = "genome"            # genome; a baseline: cnn, cnn_lstm, cnn_lstm_att; a control: random, random_search, classical
 search_dir = None           # None: notebook 02's default folder for this corpus, scope, fold and seed
@@ -102,7 +103,8 @@ print(config)
 print(f"run folder: {run_dir}")
 
 # %%
-data = prepare_fold(corpus, fold, data_root, features, feature_dir, normalization=normalization)
+data = prepare_fold(corpus, fold, data_root, features, feature_dir, normalization=normalization,
+                    val_speakers=val_speakers)
 print(f"fold {fold}: test speakers {data.fold.test_speakers}; rows per role", {r: len(y) for r, y in data.y.items()})
 
 # %% [markdown]

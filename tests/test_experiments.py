@@ -61,6 +61,10 @@ def test_plan_covers_every_fold_of_emodb_longest_runs_first(datasets_root, tmp_p
     for run in runs[5:15]:
         settings = run_settings(grid, run)
         assert settings["net"] == grid.net and settings["space"]["scope"] == "emodarts"
+    # Speaker-held-out validation makes other runs; unset, it leaves earlier runs current.
+    assert "val_speakers" not in run_settings(grid, runs[0])
+    held_out = make_grid("quick", data_root=str(datasets_root), results_dir=str(tmp_path), val_speakers=1)
+    assert run_settings(held_out, plan(held_out)[0])["val_speakers"] == 1
 
 
 @pytest.mark.slow

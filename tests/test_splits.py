@@ -53,6 +53,30 @@ def test_seed_reproducible(emodb_manifest):
         assert not np.array_equal(a.indices("search"), c.indices("search"))
 
 
+def test_val_speakers_hold_out_whole_training_speakers(emodb_manifest):
+    """With val_speakers, val is every row of that many training speakers,
+    none of whom trains; drawn per fold from the seed."""
+    keys = speaker_keys(emodb_manifest)
+    folds = make_folds(emodb_manifest, val_speakers=1)
+    assert_sound_folds(folds, emodb_manifest)
+    for fold, utterance_split in zip(folds, make_folds(emodb_manifest)):
+        assert fold.test_speakers == utterance_split.test_speakers
+        (speaker,) = fold.speakers("val")
+        assert speaker not in fold.test_speakers
+        assert set(fold.indices("val")) == set(np.flatnonzero(keys == speaker))
+        assert speaker not in fold.speakers("search") + fold.speakers("train")
+        rest = len(fold.indices("search")) + len(fold.indices("train"))
+        assert abs(len(fold.indices("search")) / rest - 0.7) <= 0.05
+    assert len({f.speakers("val") for f in folds}) > 1  # not one speaker for every fold
+    assert [f.roles.equals(g.roles) for f, g in zip(folds, make_folds(emodb_manifest, val_speakers=1))] == [True] * 5
+    two = make_folds(emodb_manifest, val_speakers=2)
+    assert all(len(f.speakers("val")) == 2 for f in two)
+    with pytest.raises(ValueError, match="leaves no training speaker"):
+        make_folds(emodb_manifest, val_speakers=8)  # EmoDB folds have 8 training speakers
+    with pytest.raises(ValueError, match="val_speakers"):
+        make_folds(emodb_manifest, val_speakers=-1)
+
+
 def test_emovo_three_folds(datasets_root):
     manifest = load_corpus("emovo", datasets_root / "emovo")
     folds = make_folds(manifest)
