@@ -74,7 +74,8 @@ def _run_from_retrain(retrain: Path) -> dict:
             "error": None}
 
 
-def _mean_std(values: pd.Series, scale: float = 100.0) -> str:
+def mean_std(values: pd.Series, scale: float = 100.0) -> str:
+    """"mean ± std" of ``values`` times ``scale`` (population std; "-" when empty)."""
     values = values.dropna().astype(float) * scale
     if values.empty:
         return "-"
@@ -95,7 +96,7 @@ def summary_table(results: pd.DataFrame, names: list[str] | None = None) -> pd.D
         done = done[done["name"].isin(names)]
     rows = []
     for (corpus, name), group in done.groupby(["corpus", "name"], sort=False):
-        rows.append({"corpus": corpus, "model": name, "UA %": _mean_std(group["ua"]), "WA %": _mean_std(group["wa"]),
+        rows.append({"corpus": corpus, "model": name, "UA %": mean_std(group["ua"]), "WA %": mean_std(group["wa"]),
                      "parameters": int(group["parameters"].mean()) if group["parameters"].notna().any() else None,
                      "runs": len(group), "ua_mean": group["ua"].mean() * 100, "ua_std": group["ua"].std(ddof=0) * 100})
     table = pd.DataFrame(rows, columns=["corpus", "model", "UA %", "WA %", "parameters", "runs", "ua_mean", "ua_std"])

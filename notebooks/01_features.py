@@ -124,7 +124,7 @@ display(pictures.speaker_counts_figure(manifest))
 # |---|---|
 # | `search` | the architecture search: DARTS learns the network's structure on it (paper: 70 % of the training data) |
 # | `train` | retraining the network that the search found, from scratch (paper: the other 30 %) |
-# | `val` | choosing the best epoch and stopping early; set aside first (15 % here) |
+# | `val` | choosing the best epoch and stopping early; set aside first (15 % here; `emokit run --val-speakers 1`: one whole training speaker) |
 # | `test` | the held-out speakers: used **only** to report the final scores, never to choose anything |
 #
 # Each row of the table below is one fold: its test speakers, how many

@@ -35,7 +35,8 @@
 #
 # Training uses the fold's training speakers only: the `train` role (paper) or
 # `search` + `train`. The `val` role (held-out utterances of the training
-# speakers) picks the best epoch. The **test speakers are scored once**, at the
+# speakers; with `val_speakers = 1`, every utterance of one training speaker,
+# so that validation too meets a voice it never trained on) picks the best epoch. The **test speakers are scored once**, at the
 # end, with those weights, reporting
 #
 # - **UA** (unweighted accuracy): the mean of the per-class recalls, so every

@@ -1,0 +1,71 @@
+"""Two ways to validate, compared on the same runs: ``val`` as a share of
+every training speaker's utterances (``val_speakers`` 0) against ``val`` as
+every utterance of held-out training speakers (``--val-speakers N``).
+
+Reads two results folders of the same grid (same corpus, models, folds and
+seeds; only the validation split differs) and prints, per model:
+
+- test UA in both (mean ± std over fold x seed runs) and the paired
+  difference held-out speakers - utterances (bootstrap 95 % interval,
+  Wilcoxon p);
+- the validation UA that chose the epoch (and, for ``random_search``, the
+  genome) and its gap to the test UA: a validation set that meets voices it
+  never trained on should promise about what the test gives;
+- the paired differences of emodarts against the controls under each split.
+
+    python benchmarks/validation_split.py --utterances R0 --speakers R1 [--corpus emodb]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import pandas as pd  # noqa: E402
+
+from emokit.results import collect, mean_std  # noqa: E402
+from emokit.stats import paired_comparisons, paired_difference  # noqa: E402
+
+
+def finished(results_dir: str, corpus: str) -> pd.DataFrame:
+    table = collect(results_dir)
+    return table[(table["status"] == "done") & (table["corpus"] == corpus)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--utterances", required=True, help="results folder, val a share of utterances")
+    parser.add_argument("--speakers", required=True, help="results folder, val held-out speakers")
+    parser.add_argument("--corpus", default="emodb")
+    args = parser.parse_args()
+
+    splits = {"utterances": finished(args.utterances, args.corpus), "speakers": finished(args.speakers, args.corpus)}
+    models = [m for m in dict.fromkeys(splits["speakers"]["name"]) if m in set(splits["utterances"]["name"])]
+    rows = []
+    for model in models:
+        runs = {k: t[t["name"] == model].set_index(["fold", "seed"]) for k, t in splits.items()}
+        both = runs["speakers"].index.intersection(runs["utterances"].index)
+        row = {"model": model, "pairs": len(both)}
+        for split, table in runs.items():
+            part = table.loc[both]
+            row[f"test UA, {split}"] = mean_std(part["ua"])
+            row[f"val - test, {split}"] = round(100 * (part["best_val_ua"] - part["ua"]).mean(), 2)
+        difference = paired_difference(runs["speakers"].loc[both, "ua"], runs["utterances"].loc[both, "ua"])
+        row.update({"speakers - utterances": round(difference["mean"], 2),
+                    "95 % CI": f"{difference['ci_low']:+.2f} to {difference['ci_high']:+.2f}",
+                    "p": round(difference["p"], 3), "won": f"{difference['wins']} of {difference['n']}"})
+        rows.append(row)
+    print(f"{args.corpus}: {args.utterances} (val: utterances) against {args.speakers} (val: held-out speakers); "
+          "UA in %, over the (fold, seed) runs both finished")
+    print(pd.DataFrame(rows).to_string(index=False))
+    for split, table in splits.items():
+        comparisons = paired_comparisons(table, against=("random", "random_search", "classical"))
+        print(f"\nemodarts against the controls, val {split}:")
+        print(comparisons[["against", "n", "mean", "ci_low", "ci_high", "p", "wins"]].round(3).to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
