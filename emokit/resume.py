@@ -46,6 +46,23 @@ class CheckpointTimer:
     def wrote(self) -> None:
         self.last = time.perf_counter()
 
+    def end_epoch(self, last_epoch: bool, write, callback=None, record=None) -> None:
+        """Call ``write`` (the checkpoint and log) when due, then ``callback(record)``;
+        when the callback raises (a stop), write first if this epoch was not written."""
+        written = self.due(last_epoch)
+        if written:
+            write()
+            self.wrote()
+        if callback is None:
+            return
+        try:
+            callback(record)
+        except BaseException:
+            if not written:  # a stop between epochs loses nothing
+                write()
+                self.wrote()
+            raise
+
 
 def identity_text(identity: dict) -> str:
     """Canonical JSON of a run's settings (what must match to resume)."""

@@ -231,7 +231,6 @@ def _fit(model_name, data, run_dir, config, genome, model_kwargs, description, r
     def write_checkpoint() -> None:
         save_checkpoint(checkpoint_path, identity, stateful, state)
         _write_log(run_dir, log)
-        timer.wrote()
 
     bar = tqdm(total=config.epochs, initial=len(log), desc=f"{model_name} fold {data.fold.index}", unit="epoch",
                disable=not progress)
@@ -256,16 +255,7 @@ def _fit(model_name, data, run_dir, config, genome, model_kwargs, description, r
         log.append(record)
         if not len(x_val) or val["ua"] > state["best_ua"]:  # strict: ties keep the earlier epoch
             state.update(best_state=_cpu_copy(model.state_dict()), best_epoch=epoch + 1, best_ua=val["ua"], best_wa=val["wa"])
-        written = timer.due(last_epoch=epoch + 1 == config.epochs)
-        if written:
-            write_checkpoint()
-        if callback is not None:
-            try:
-                callback(dict(record))
-            except BaseException:
-                if not written:  # a stop between epochs loses nothing
-                    write_checkpoint()
-                raise
+        timer.end_epoch(epoch + 1 == config.epochs, write_checkpoint, callback, dict(record))
         bar.update(1)
         bar.set_postfix(loss=f"{train_loss:.3f}", val_ua=f"{val['ua']:.3f}")
     bar.close()

@@ -226,7 +226,6 @@ def run_search(
     def write_checkpoint() -> None:
         save_checkpoint(checkpoint_path, identity, stateful, state)
         _write_outputs(run_dir, rows, history, genome)
-        timer.wrote()
 
     bar = tqdm(range(start_epoch, config.epochs), desc="search", unit="epoch", disable=not progress,
                initial=start_epoch, total=config.epochs)
@@ -269,19 +268,10 @@ def run_search(
             "genome": json.dumps(genome.to_dict()), "collapse": "; ".join(collapse),
         }
         rows.append(row)
-        written = timer.due(last_epoch=epoch + 1 == config.epochs)
-        if written:
-            write_checkpoint()
         bar.set_postfix(loss=f"{row['weight_loss']:.3f}", alpha_acc=f"{row['alpha_acc']:.2f}")
-        if callback is not None:
-            try:
-                callback({"epoch": epoch + 1, "row": row, "snapshot": snapshot, "genome": genome,
-                          "collapse": collapse, "ops": {t: list(space.ops(t)) for t in snapshot},
-                          "epochs": config.epochs})
-            except BaseException:
-                if not written:  # a stop between epochs loses nothing
-                    write_checkpoint()
-                raise
+        record = {"epoch": epoch + 1, "row": row, "snapshot": snapshot, "genome": genome, "collapse": collapse,
+                  "ops": {t: list(space.ops(t)) for t in snapshot}, "epochs": config.epochs}
+        timer.end_epoch(epoch + 1 == config.epochs, write_checkpoint, callback, record)
     bar.close()
 
     if not rows:
