@@ -44,12 +44,14 @@ def main() -> None:
             settings = read_json(run_dir / "run.json")["settings"]
             if fold not in folds:
                 folds[fold] = prepare_fold(args.corpus, fold, args.data, settings.get("features"), results / "features",
-                                           normalization=settings.get("normalization", "train"), progress=False)
+                                           normalization=settings.get("normalization", "train"),
+                                           val_speakers=settings.get("val_speakers", 0), progress=False)
             data = folds[fold]
             space = search_space_for(data, settings.get("space"))
             genomes = {"own": Genome.load(run_dir / "search")} | {f"random {g}": random_genome(space, [g, fold])
                                                                   for g in range(args.random_genomes)}
-            losses = one_shot_losses(run_dir / "search", data.x["search"], data.y["search"], genomes)
+            losses = one_shot_losses(run_dir / "search", data.x["search"], data.y["search"], genomes,
+                                     data.speakers("search"))
             losses = losses.set_index("genome")["loss"]
             random_losses = losses[[g for g in genomes if g != "own"]]
             rows.append({"results": str(results), "run": run_dir.name, "supernet": losses["(supernet)"],

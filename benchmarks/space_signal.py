@@ -84,7 +84,7 @@ def retrain(genomes: dict[str, Genome], data, out: Path, train_seeds: list[int],
 
 def one_shot(genomes: dict[str, Genome], data, searches: dict[int, Path], fold: int) -> pd.DataFrame:
     """The one-shot loss of every genome in each of the fold's supernets (one per search seed)."""
-    return pd.concat([one_shot_losses(search, data.x["search"], data.y["search"], genomes)
+    return pd.concat([one_shot_losses(search, data.x["search"], data.y["search"], genomes, data.speakers("search"))
                       .assign(fold=fold, supernet=f"fold{fold}-seed{seed}") for seed, search in searches.items()])
 
 

@@ -44,6 +44,11 @@ class FoldData:
         """Features and labels of several roles concatenated."""
         return np.concatenate([self.x[r] for r in roles]), np.concatenate([self.y[r] for r in roles])
 
+    def speakers(self, role: str) -> np.ndarray:
+        """Each row's speaker key in ``role``, shape (n,), in the order of ``x[role]``."""
+        keys = speaker_keys(self.manifest) if "corpus" in self.manifest else self.manifest["speaker"].astype(str)
+        return keys.to_numpy()[self.fold.indices(role)]
+
     def check_no_test_speakers(self, roles=("search", "train")) -> None:
         """Raise ``ValueError`` if a test speaker has a row in ``roles`` or ``val``."""
         manifest = self.manifest

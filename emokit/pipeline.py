@@ -87,7 +87,8 @@ def search_space_for(data: FoldData, space: SearchSpace | dict | None = None) ->
 
 def search_fold(data: FoldData, run_dir, space: SearchSpace | dict | None = None,
                 config: SearchConfig | dict | None = None, meta=None, **kwargs) -> SearchResult:
-    """Run a search on the ``search`` role of a fold (never its test speakers).
+    """Run a search on the ``search`` role of a fold (never its test speakers;
+    each row's speaker goes with it, for ``alpha_split="speakers"``).
 
     ``space`` and ``config`` are dataclasses or dicts of their fields; the
     space's ``n_classes`` and ``input_shape`` are taken from the data.
@@ -97,7 +98,7 @@ def search_fold(data: FoldData, run_dir, space: SearchSpace | dict | None = None
                 classes=list(data.classes),
                 feature_config=data.feature_config.to_dict() if data.feature_config is not None else None)
     return run_search(data.x["search"], data.y["search"], run_dir, search_space_for(data, space),
-                      as_config(SearchConfig, config), meta=meta, **kwargs)
+                      as_config(SearchConfig, config), meta=meta, speakers=data.speakers("search"), **kwargs)
 
 
 def retrain_fold(data: FoldData, run_dir, model: str = "genome", search_dir=None, genome_json=None,

@@ -245,7 +245,7 @@ else:
 # %%
 probes = {"found genome": result.genome} | {f"random genome {k}": random_genome(search_space, [k, fold])
                                             for k in range(n_random_genomes)}
-one_shot_losses(run_dir, data.x["search"], data.y["search"], probes).round(3)
+one_shot_losses(run_dir, data.x["search"], data.y["search"], probes, data.speakers("search")).round(3)
 
 # %% [markdown]
 # ## Scrub the alpha history

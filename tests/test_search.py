@@ -12,7 +12,7 @@ from emokit.search import speed
 from emokit.search.budget import checkpoints_written, estimate_cost, format_cost
 from emokit.search.cells import MixedOp
 from emokit.search.genotype import Genome, collapse_report, derive_cell, edge_labels, n_edges, undecided_report
-from emokit.search.loop import SearchConfig, SearchInterrupted, load_search, run_search
+from emokit.search.loop import SearchConfig, SearchInterrupted, load_search, run_search, split_halves
 from emokit.search.ops import CNN_OPS, CNN_SCOPE, SEQ_OPS, SEQ_SCOPES, seq_scope
 from emokit.search.supernet import SearchSpace, Supernet
 
@@ -621,3 +621,44 @@ def test_random_genomes_are_valid_seeded_and_differ_across_seeds():
     assert genome_agreement([first, first]) == {"edges": 1.0, "ops": 1.0}
     agreement = genome_agreement([first] + others)
     assert 0 < agreement["ops"] < agreement["edges"] < 1
+
+
+def test_an_alpha_half_of_speakers_shares_no_speaker_with_the_weight_half():
+    y = np.tile(np.arange(4), 21)
+    speakers = np.repeat([f"s{k}" for k in range(7)], 12)
+    w_idx, a_idx = split_halves(y, 0.5, seed=3, speakers=speakers)
+    assert sorted(np.concatenate([w_idx, a_idx])) == list(range(len(y)))
+    assert not set(speakers[w_idx]) & set(speakers[a_idx])
+    assert len(set(speakers[a_idx])) == 3  # floor(0.5 * 7) of the 7 speakers
+    again, _ = split_halves(y, 0.5, seed=3, speakers=speakers)[::-1]
+    assert np.array_equal(again, a_idx)  # seeded
+    halves = {tuple(sorted(set(speakers[split_halves(y, 0.5, seed, speakers)[1]]))) for seed in range(6)}
+    assert len(halves) > 1  # the seed picks the speakers
+    assert len(set(speakers[split_halves(y, 0.99, 0, speakers)[0]])) == 1  # both halves keep a speaker
+    assert len(set(speakers[split_halves(y, 0.01, 0, speakers)[1]])) == 1
+    with pytest.raises(ValueError, match="two speakers or more.*alpha_split='utterances'"):
+        split_halves(y, 0.5, 0, np.full(len(y), "s0"))
+    with pytest.raises(ValueError, match="3 speakers for 84 rows"):
+        split_halves(y, 0.5, 0, speakers[:3])
+
+
+def test_a_search_split_by_speakers_needs_them_and_chooses_its_alphas_on_other_voices(tmp_path):
+    x, y = tiny_data()
+    speakers = np.array([f"s{i % 4}" for i in range(len(y))])
+    config = SearchConfig(epochs=2, batch_size=8, seed=1, alpha_lr=0.1, alpha_split="speakers")
+    with pytest.raises(ValueError, match="needs each search row's speaker: pass speakers="):
+        run_search(x, y, tmp_path / "none", TINY, config, progress=False)
+    by_speaker = run_search(x, y, tmp_path / "speakers", TINY, config, progress=False, speakers=speakers)
+    alpha_speakers = json.loads((tmp_path / "speakers" / "summary.json").read_text())["alpha_speakers"]
+    assert len(alpha_speakers) == 2 and set(alpha_speakers) < set(speakers)
+    by_utterance = run_search(x, y, tmp_path / "utterances", TINY, config.replace(alpha_split="utterances"),
+                              progress=False, speakers=speakers)
+    assert json.loads((tmp_path / "utterances" / "summary.json").read_text())["alpha_speakers"] is None
+    assert any(not np.allclose(by_speaker.alpha_history[t], by_utterance.alpha_history[t])
+               for t in by_speaker.alpha_history)  # other rows choose the alphas
+    # The default split is not written into the identity, so searches from
+    # before the option resume; the speaker split is.
+    assert "alpha_split" not in json.loads((tmp_path / "utterances" / "config.json").read_text())["search"]
+    assert json.loads((tmp_path / "speakers" / "config.json").read_text())["search"]["alpha_split"] == "speakers"
+    with pytest.raises(ValueError, match="unknown alpha_split 'voices'; known: utterances, speakers"):
+        SearchConfig(alpha_split="voices")

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from emokit.pipeline import search_fold
 from emokit.search.genotype import Genome, derive_cell, random_genome
 from emokit.search.loop import SearchConfig, load_search, run_search, split_halves
 from emokit.search.one_shot import genome_weights, load_supernet, one_shot_loss, one_shot_losses
@@ -187,3 +188,23 @@ def test_load_supernet_restores_the_trained_search(tmp_path):
     assert table["loss"][1] == pytest.approx(one_shot_loss(model, result.genome, x_a, y_a, 8), rel=1e-5)
     with batch_statistics(model):
         assert table["loss"][0] == pytest.approx(supernet_loss(model, x_a, y_a, 8), rel=1e-5)
+
+
+def test_a_fold_search_split_by_speakers_keeps_the_test_speakers_out_and_scores_on_its_alpha_speakers(
+        tiny_fold_data, tmp_path):
+    data = tiny_fold_data
+    config = {"epochs": 1, "batch_size": 4, "alpha_split": "speakers", "seed": 2}
+    space = TINY.to_dict()
+    result = search_fold(data, tmp_path, space, config, progress=False)
+    (alpha_speaker,) = json.loads((tmp_path / "summary.json").read_text())["alpha_speakers"]
+    assert alpha_speaker in data.fold.speakers("search") and alpha_speaker not in data.fold.test_speakers
+    speakers = data.speakers("search")
+    assert len(speakers) == len(data.y["search"]) and set(speakers) == set(data.fold.speakers("search"))
+    x, y = data.x["search"], data.y["search"]
+    table = one_shot_losses(tmp_path, x, y, {"found": result.genome}, speakers)
+    model, _ = load_supernet(tmp_path)
+    alpha_rows = np.flatnonzero(speakers == alpha_speaker)
+    x_a, y_a = torch.as_tensor(x[alpha_rows]), torch.as_tensor(y[alpha_rows]).long()
+    assert table["loss"][1] == pytest.approx(one_shot_loss(model, result.genome, x_a, y_a, 4), rel=1e-5)
+    with pytest.raises(ValueError, match="pass speakers="):
+        one_shot_losses(tmp_path, x, y, {"found": result.genome})

@@ -70,7 +70,9 @@ def _reset_hwm() -> int | None:
 def weight_half_batches(n_search: int, config: SearchConfig) -> list[int]:
     """Sizes of one search epoch's batches, by the loop's own rules: the
     weight half of ``n_search`` rows (:func:`~emokit.search.loop.split_halves`)
-    cut by :func:`~emokit.resume.epoch_batches` at ``config.batch_size``."""
+    cut by :func:`~emokit.resume.epoch_batches` at ``config.batch_size``.
+    A split by speakers is sized like one by utterances: its halves depend
+    on how many utterances each speaker has."""
     weight_half, _ = split_halves(np.zeros(n_search, dtype=int), config.alpha_fraction, config.seed)
     return [len(b) for b in epoch_batches(len(weight_half), config.batch_size, torch.Generator())]
 

@@ -1,8 +1,10 @@
 """The DARTS search loop: bilevel optimisation of weights and alphas on a
 fold's ``search`` set, with a checkpoint every epoch and resume.
 
-The search set is split (stratified) into a weight half and an alpha half.
-Each step updates the alphas on an alpha-half batch (first or second order,
+The search set is split (stratified) into a weight half and an alpha half,
+or, with ``alpha_split="speakers"``, into the utterances of some speakers
+and those of others, so that the alphas are chosen for voices the weights
+never trained on, as the test speakers will be. Each step updates the alphas on an alpha-half batch (first or second order,
 see :mod:`emokit.search.architect`), then the weights on a weight-half batch.
 Nothing here sees the test speakers.
 """
@@ -31,6 +33,9 @@ from emokit.search.selection import check_selection, select_genome, write_scores
 from emokit.search.supernet import SearchSpace, Supernet, count_parameters
 from emokit.utils import (atomic_write_bytes, npz_bytes, resolve_device, reuse_freed_memory, seed_everything,
                           write_json)
+
+
+ALPHA_SPLITS = ("utterances", "speakers")
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,11 @@ class SearchConfig(Config):
     gradient computations from CUDA graphs (:mod:`emokit.search.graphed`);
     "auto" wherever they can run (a CUDA device, first order, fp32, no
     aux_skip, beta_decay, gdas or edge recomputation).
+    ``alpha_split``: how the search set is cut into the weight half and
+    the alpha half (``alpha_fraction`` of it): "utterances" (DARTS: a
+    stratified share of the rows) or "speakers" (whole speakers; the search
+    needs each row's speaker, and the alpha half then holds about
+    ``alpha_fraction`` of the speakers).
     ``checkpoint_every_s``: write the checkpoint and the log after an epoch
     only once this many seconds have passed since the last write (and after
     the last epoch, or when a callback raises); 0: after every epoch. An
@@ -82,6 +92,7 @@ class SearchConfig(Config):
     alpha_weight_decay: float = 1e-3
     order: str = "first"
     alpha_fraction: float = 0.5
+    alpha_split: str = "utterances"
     warmup_epochs: int = 0
     aux_skip: float = 0.0
     beta_decay: float = 0.0
@@ -111,6 +122,8 @@ class SearchConfig(Config):
         if self.recompute_edges not in (True, False, "auto"):
             raise ValueError(f"recompute_edges must be True, False or 'auto', got {self.recompute_edges!r}")
         check_selection(self.selection)
+        if self.alpha_split not in ALPHA_SPLITS:
+            raise ValueError(f"unknown alpha_split {self.alpha_split!r}; known: {', '.join(ALPHA_SPLITS)}")
         if self.cuda_graphs not in (True, False, "auto"):
             raise ValueError(f"cuda_graphs must be True, False or 'auto', got {self.cuda_graphs!r}")
 
@@ -139,14 +152,44 @@ def gdas_temperature(config: SearchConfig, epoch: int) -> float | None:
     return start + (end - start) * epoch / max(1, config.epochs - 1)
 
 
-def split_halves(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row indices of the weight half and the alpha half (``fraction`` of the
-    rows), stratified by label where every label has two rows or more."""
+def split_halves(y: np.ndarray, fraction: float, seed: int,
+                 speakers: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices of the weight half and the alpha half.
+
+    Without ``speakers``: the alpha half is ``fraction`` of the rows,
+    stratified by label where every label has two rows or more. With
+    ``speakers`` (each row's speaker, shape (n,)): the alpha half is every
+    row of ``floor(fraction * n_speakers)`` speakers (at least one, and one
+    fewer than all; the weights get the odd one), drawn with ``seed``, so no speaker is in both halves.
+    """
     idx = np.arange(len(y))
+    if speakers is not None:
+        speakers = np.asarray(speakers)
+        if len(speakers) != len(y):
+            raise ValueError(f"{len(speakers)} speakers for {len(y)} rows; give each row's speaker")
+        names = np.unique(speakers)
+        if len(names) < 2:
+            raise ValueError(f"alpha_split='speakers' needs two speakers or more in the search set, got "
+                             f"{list(names)}; use alpha_split='utterances'")
+        n_alpha = min(max(1, int(fraction * len(names))), len(names) - 1)
+        alpha_speakers = np.random.default_rng(seed).permutation(names)[:n_alpha]
+        in_alpha = np.isin(speakers, alpha_speakers)
+        return idx[~in_alpha], idx[in_alpha]
     counts = np.bincount(y)
     stratify = y if counts[counts > 0].min() >= 2 else None
     w_idx, a_idx = train_test_split(idx, test_size=fraction, random_state=seed, stratify=stratify)
     return np.sort(w_idx), np.sort(a_idx)
+
+
+def search_halves(y: np.ndarray, config: SearchConfig,
+                  speakers: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The weight half and the alpha half a search with ``config`` uses
+    (:func:`split_halves` by ``config.alpha_split``)."""
+    if config.alpha_split == "speakers" and speakers is None:
+        raise ValueError("alpha_split='speakers' needs each search row's speaker: pass speakers= "
+                         "(emokit.pipeline.search_fold does), or use alpha_split='utterances'")
+    return split_halves(np.asarray(y), config.alpha_fraction, config.seed,
+                        speakers if config.alpha_split == "speakers" else None)
 
 
 def run_search(
@@ -159,6 +202,7 @@ def run_search(
     callback: Callable[[dict], None] | None = None,
     progress: bool = True,
     meta: dict | None = None,
+    speakers: np.ndarray | None = None,
 ) -> SearchResult:
     """Search a genome on ``x`` (the fold's ``search`` set, normalised).
 
@@ -172,6 +216,8 @@ def run_search(
     callback : called after every epoch with a dict (epoch, row of the log,
         snapshot of softmax alphas, genome, collapse warnings)
     meta : extra facts stored in config.json (corpus, fold, ...)
+    speakers : ndarray, shape (n,), optional
+        Each row's speaker; needed with ``config.alpha_split="speakers"``.
     """
     from tqdm.auto import tqdm
 
@@ -186,9 +232,11 @@ def run_search(
     # computes: a search recorded on a GPU may go on eagerly, and back. The
     # selection only reads the trained supernet: a finished search can be
     # read again another way. How often a checkpoint is written changes
-    # nothing either.
+    # nothing either. The default alpha split is left out, so searches
+    # from before the option still resume.
     settings = {k: v for k, v in config.to_dict().items()
-                if k not in ("cuda_graphs", "selection", "checkpoint_every_s")}
+                if k not in ("cuda_graphs", "selection", "checkpoint_every_s")
+                and not (k == "alpha_split" and v == "utterances")}
     identity = json.loads(json.dumps({"search_space": space.to_dict(), "search": settings}))
     checkpoint_path = run_dir / CHECKPOINT
 
@@ -207,7 +255,7 @@ def run_search(
     architect = Architect(model, a_opt, config.order, config.w_momentum, config.w_weight_decay)
     take_step = make_search_step(model, w_opt, architect, config, device, recompute)
 
-    w_idx, a_idx = split_halves(np.asarray(y), config.alpha_fraction, config.seed)
+    w_idx, a_idx = search_halves(y, config, speakers)
     tensor_x = torch.as_tensor(x).to(device).contiguous(memory_format=memory_format)
     tensor_y = torch.as_tensor(np.asarray(y), dtype=torch.long).to(device)
     x_w, y_w, x_a, y_a = tensor_x[w_idx], tensor_y[w_idx], tensor_x[a_idx], tensor_y[a_idx]
@@ -287,7 +335,9 @@ def run_search(
     summary = {"epochs": len(rows), "parameters": count_parameters(model),
                "seconds": float(sum(r["seconds"] for r in rows)), "collapse": collapse, "undecided": undecided,
                "final_alpha_acc": rows[-1]["alpha_acc"], "recompute_edges": recompute, "selection": config.selection,
-               "cuda_graphs": isinstance(take_step, GraphedStep) and take_step.record}
+               "cuda_graphs": isinstance(take_step, GraphedStep) and take_step.record,
+               "alpha_speakers": (sorted(map(str, set(np.asarray(speakers)[a_idx])))
+                                  if config.alpha_split == "speakers" else None)}
     write_json(summary, run_dir / "summary.json")
     return SearchResult(genome, pd.DataFrame(rows), {t: np.stack(h) for t, h in history.items()}, collapse, run_dir,
                         undecided)

@@ -25,7 +25,7 @@ import torch
 
 from emokit.resume import CHECKPOINT, load_checkpoint
 from emokit.search.genotype import Genome, edge_list
-from emokit.search.loop import SearchConfig, split_halves
+from emokit.search.loop import SearchConfig, search_halves
 from emokit.search.selection import final_network, supernet_loss
 from emokit.search.supernet import SearchSpace, Supernet
 from emokit.utils import read_json, resolve_device
@@ -67,7 +67,7 @@ def one_shot_loss(model: Supernet, genome: Genome, x: torch.Tensor, y: torch.Ten
 def load_supernet(run_dir: str | Path, device="cpu") -> tuple[Supernet, SearchConfig]:
     """The supernet of a search folder as its last checkpoint left it, in
     eval mode, and the search's settings (e.g. to split the same alpha half
-    again with :func:`~emokit.search.loop.split_halves`). Torch's RNG is left
+    again with :func:`~emokit.search.loop.search_halves`). Torch's RNG is left
     as it was."""
     run_dir = Path(run_dir)
     if not (run_dir / CHECKPOINT).exists():
@@ -83,7 +83,8 @@ def load_supernet(run_dir: str | Path, device="cpu") -> tuple[Supernet, SearchCo
     return model.eval(), config
 
 
-def one_shot_losses(run_dir: str | Path, x: np.ndarray, y: np.ndarray, genomes: dict[str, Genome]) -> pd.DataFrame:
+def one_shot_losses(run_dir: str | Path, x: np.ndarray, y: np.ndarray, genomes: dict[str, Genome],
+                    speakers: np.ndarray | None = None) -> pd.DataFrame:
     """The one-shot loss of each of ``genomes`` and of the whole supernet of
     the search in ``run_dir``, on the search's alpha half.
 
@@ -92,13 +93,15 @@ def one_shot_losses(run_dir: str | Path, x: np.ndarray, y: np.ndarray, genomes: 
     x : ndarray, shape (n, 1, rows, columns); the ``search`` maps the search ran on
     y : ndarray, shape (n,), their class indices
     genomes : label -> Genome
+    speakers : ndarray, shape (n,), optional; each row's speaker, needed
+        when the search split its halves by speaker
 
     Returns
     -------
     DataFrame with ``genome`` (label; ``"(supernet)"`` for the whole supernet) and ``loss`` (nats)
     """
     model, config = load_supernet(run_dir)
-    _, alpha_rows = split_halves(np.asarray(y), config.alpha_fraction, config.seed)
+    _, alpha_rows = search_halves(y, config, speakers)
     device = model.classifier.weight.device
     x_a = torch.as_tensor(x[alpha_rows]).to(device).contiguous(memory_format=torch.channels_last)
     y_a = torch.as_tensor(np.asarray(y)[alpha_rows], dtype=torch.long).to(device)
