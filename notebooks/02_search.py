@@ -45,6 +45,12 @@
 # $w - \xi \nabla_w \mathcal{L}_{train}$), then $w$ with $\nabla_w
 # \mathcal{L}_{train}$.
 #
+# By default the two halves share speakers: $\mathcal{L}_{val}$ is measured on
+# other utterances of the voices $w$ trains on. The test, though, meets new
+# voices. With `alpha_split="speakers"` the alpha half is every utterance of
+# some search speakers and the weight half those of the others, so $\alpha$ is
+# chosen for voices $w$ never saw.
+#
 # **Discretisation.** At the end, each node keeps its two strongest incoming
 # edges, each with its strongest operation other than *none*:
 # $o^{(i,j)*} = \arg\max_{o \neq none} \alpha_o^{(i,j)}$. That discrete
@@ -61,7 +67,8 @@
 # `seq_nodes`, `channels`, `seq_hidden`, `stem_stride`, `partial_channels` for
 # PC-DARTS ...); `search` holds fields of `emokit.search.loop.SearchConfig`
 # (how it is trained: `epochs`, `batch_size`, `alpha_lr`, `warmup_epochs`,
-# `order` — first or second —, `selection` — `alphas` or `perturbation` —,
+# `order` — first or second —, `alpha_split` — `utterances` or `speakers` —,
+# `selection` — `alphas` or `perturbation` —,
 # `gdas`, `precision`, `seed`, `device` ...). Both
 # default to the paper's settings, except 20 epochs instead of 300.
 
@@ -213,7 +220,8 @@ for message in result.undecided:
 # et al. 2021, "Rethinking architecture selection in differentiable NAS").
 # With `selection="perturbation"` the genome is read by taking each op, and
 # each whole edge, out of the trained supernet and measuring the loss $L$ on
-# the alpha half (held-out utterances of the training speakers):
+# the alpha half (held-out utterances of the training speakers, or with
+# `alpha_split="speakers"` held-out speakers):
 #
 # $$s(e, o) = L(\text{supernet without } o \text{ on } e) - L(\text{supernet}).$$
 #
