@@ -105,7 +105,8 @@ def main() -> None:
         comparisons = paired_comparisons(table, against=CONTROLS)
         note = f" ({', '.join(borrowed)} from {args.before})" if borrowed and name == names[1] else ""
         print(f"\nemodarts against the controls, {name}{note}:")
-        print(comparisons[["against", "n", "mean", "ci_low", "ci_high", "p", "wins"]].round(3).to_string(index=False))
+        columns = ["against", "n", "mean", "ci_low", "ci_high", "p", "wins", "folds", "p_folds"]
+        print(comparisons[columns].round(3).to_string(index=False))
 
 
 if __name__ == "__main__":

@@ -78,8 +78,11 @@ print("written:", sorted(p.name for p in tables.iterdir()))
 # Each row compares emoDARTS with another model on the fold x seed runs both
 # finished: `mean` is the mean UA difference, `ci_low` / `ci_high` its
 # bootstrap 95 % interval, `p` the Wilcoxon signed-rank p-value, `wins` how
-# many paired runs emoDARTS won. The "best baseline" is the hand-designed
-# model with the highest mean UA on that corpus.
+# many paired runs emoDARTS won. The seeds of one fold share its test
+# speakers, so they are not independent evidence: `p_folds` tests the
+# differences averaged per fold over the `folds` (a t-test), and a verdict of
+# "beats" or "worse" needs both p-values below 0.05. The "best baseline" is
+# the hand-designed model with the highest mean UA on that corpus.
 #
 # When the search did not help, two questions come next. Was there anything
 # to find? `benchmarks/space_signal.py` retrains random genomes of the space

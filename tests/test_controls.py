@@ -6,9 +6,11 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as scipy_stats
 
 from emokit.classical import ClassicalConfig, fit_classical, functionals, normalise
-from emokit.stats import agreement_across_seeds, paired_comparisons, paired_difference, search_helped, verdict
+from emokit.stats import (agreement_across_seeds, decision, fold_level_difference, paired_comparisons, paired_difference,
+                          search_helped, verdict)
 
 
 def _learnable_functionals(labels, seed=0, dims=6):
@@ -205,3 +207,24 @@ def test_ranking_agreement_is_kendalls_tau_with_the_lowest_loss_best():
     assert result["n"] == 4 and result["tau"] == pytest.approx(4 / 6)
     with pytest.raises(ValueError, match="3 or more genomes"):
         ranking_agreement([0.1, 0.2], [0.5, 0.6])
+
+
+def test_a_verdict_also_needs_the_folds_whose_seeds_share_their_speakers():
+    # 5 folds x 3 seeds: every seed of folds 0-3 favours emodarts by 2-4 points,
+    # every seed of fold 4 disfavours it by 2: 12 of 15 runs won, 4 of 5 folds.
+    gains = {0: [2, 3, 4], 1: [3, 3, 3], 2: [2, 4, 3], 3: [4, 2, 3], 4: [-2, -2, -2]}
+    darts = [0.8] * 15
+    other = [0.8 - gains[f][s] / 100 for f in range(5) for s in range(3)]
+    table = paired_comparisons(_results({"emodarts": darts, "random": other}, folds=5, seeds=(0, 1, 2)))
+    row = table.iloc[0]
+    assert row["n"] == 15 and row["folds"] == 5 and row["wins"] == 12
+    fold_means = np.array([3.0, 3.0, 3.0, 3.0, -2.0])  # by hand: t = mean / (sd / sqrt(5)), 4 degrees of freedom
+    t = fold_means.mean() / (fold_means.std(ddof=1) / math.sqrt(5))
+    assert row["p_folds"] == pytest.approx(2 * scipy_stats.t.sf(abs(t), 4))
+    assert row["p"] < 0.05 and row["p_folds"] > 0.05  # the runs alone would call it a win
+    assert decision(row) == "no difference shown"
+    assert "over 5 folds, t-test p = " in row["verdict"] and "not demonstrably better" in row["verdict"]
+    assert "did not demonstrably help" in search_helped(table, "emodb")
+    one_fold = fold_level_difference(pd.Series([1.0, 2.0], index=pd.MultiIndex.from_tuples(
+        [(0, 0), (0, 1)], names=["fold", "seed"])))
+    assert one_fold["folds"] == 1 and math.isnan(one_fold["p_folds"])
