@@ -5,7 +5,10 @@ same grid (corpus, folds, seeds) that differ in one setting, for example
 Prints, per model that both folders ran:
 
 - test UA in both (mean ± std over fold x seed runs) and the paired
-  difference after - before (bootstrap 95 % interval, Wilcoxon p). A model
+  difference after - before (bootstrap 95 % interval, Wilcoxon p, and the
+  t-test over the folds' means, :func:`emokit.stats.fold_level_difference`);
+  the same for the best epoch's validation UA, the only figure a choice
+  between the two settings may rest on. A model
   that gives the same result under every seed (classical) is paired per
   fold: its seeds are copies, not pairs;
 - the gap of the validation UA to the test UA, of the best epoch's (what
@@ -35,7 +38,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from emokit.results import collect, mean_std  # noqa: E402
-from emokit.stats import paired_comparisons, paired_difference  # noqa: E402
+from emokit.stats import fold_level_difference, paired_comparisons, paired_difference  # noqa: E402
 
 CONTROLS = ("random", "random_search", "classical")
 
@@ -76,10 +79,17 @@ def compare_model(model: str, before: pd.DataFrame, after: pd.DataFrame, names: 
         # The same result for every seed (classical): the seeds are copies, not pairs.
         a, b = a.groupby(level="fold").first(), b.groupby(level="fold").first()
         row["pairs"] = f"{len(a)} folds (seeds are copies)"
-    difference = paired_difference(a, b)
+    difference = {**paired_difference(a, b), **fold_level_difference((a - b) * 100)}
     row.update({f"{names[1]} - {names[0]}": round(difference["mean"], 2),
                 "95 % CI": f"{difference['ci_low']:+.2f} to {difference['ci_high']:+.2f}",
-                "p": round(difference["p"], 3), "won": f"{difference['wins']} of {difference['n']}"})
+                "p": round(difference["p"], 3), "won": f"{difference['wins']} of {difference['n']}",
+                "p over folds": round(difference["p_folds"], 3)})
+    # What a choice between the two settings may rest on: the validation UA
+    # (never the test's). For a search setting, of the genome retrained.
+    b_val, a_val = (runs[name].loc[both, "best_val_ua"] for name in names)
+    val = paired_difference(a_val, b_val)
+    row.update({f"best val UA, {names[1]} - {names[0]}": round(val["mean"], 2),
+                "best val UA: 95 % CI, p": f"{val['ci_low']:+.2f} to {val['ci_high']:+.2f}, {val['p']:.3f}"})
     return row
 
 
