@@ -4,8 +4,9 @@ fold's ``search`` set, with a checkpoint every epoch and resume.
 The search set is split (stratified) into a weight half and an alpha half,
 or, with ``alpha_split="speakers"``, into the utterances of some speakers
 and those of others, so that the alphas are chosen for voices the weights
-never trained on, as the test speakers will be. Each step updates the alphas on an alpha-half batch (first or second order,
-see :mod:`emokit.search.architect`), then the weights on a weight-half batch.
+never trained on, as the test speakers will be. Each step updates the
+alphas on an alpha-half batch (first or second order, see
+:mod:`emokit.search.architect`), then the weights on a weight-half batch.
 Nothing here sees the test speakers.
 """
 from __future__ import annotations
@@ -160,7 +161,8 @@ def split_halves(y: np.ndarray, fraction: float, seed: int,
     stratified by label where every label has two rows or more. With
     ``speakers`` (each row's speaker, shape (n,)): the alpha half is every
     row of ``floor(fraction * n_speakers)`` speakers (at least one, and one
-    fewer than all; the weights get the odd one), drawn with ``seed``, so no speaker is in both halves.
+    fewer than all; the weights get the odd one), drawn with ``seed``, so no
+    speaker is in both halves.
     """
     idx = np.arange(len(y))
     if speakers is not None:
