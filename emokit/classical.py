@@ -146,7 +146,7 @@ def normalise(values: np.ndarray, data: FoldData) -> np.ndarray:
     statistics of the training speakers (every role but ``test``)."""
     manifest = data.manifest
     if data.normalization == "speaker":
-        keys = speaker_keys(manifest) if "corpus" in manifest else manifest["speaker"].astype(str)
+        keys = speaker_keys(manifest)
         out = np.empty_like(values, dtype=np.float64)
         for key in pd.unique(keys):
             rows = np.flatnonzero((keys == key).to_numpy())

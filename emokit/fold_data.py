@@ -46,7 +46,7 @@ class FoldData:
 
     def speakers(self, role: str) -> np.ndarray:
         """Each row's speaker key in ``role``, shape (n,), in the order of ``x[role]``."""
-        keys = speaker_keys(self.manifest) if "corpus" in self.manifest else self.manifest["speaker"].astype(str)
+        keys = speaker_keys(self.manifest)
         return keys.to_numpy()[self.fold.indices(role)]
 
     def check_no_test_speakers(self, roles=("search", "train")) -> None:
@@ -54,7 +54,7 @@ class FoldData:
         manifest = self.manifest
         if "speaker" not in manifest or "role" not in manifest:
             raise ValueError("FoldData.manifest needs 'speaker' and 'role' columns to check for test-speaker leakage")
-        speakers = speaker_keys(manifest) if "corpus" in manifest else manifest["speaker"].astype(str)
+        speakers = speaker_keys(manifest)
         test = set(speakers[manifest["role"] == "test"]) | set(self.fold.test_speakers)
         used = set(speakers[manifest["role"].isin([*roles, "val"])])
         leaked = sorted(test & used)
@@ -91,7 +91,7 @@ def fold_data(features: np.ndarray, manifest: pd.DataFrame, fold: Fold, classes:
     check_fold(fold, manifest)
     check_finite(features, list(manifest["path"]) if "path" in manifest else None)
     if normalization == "speaker":
-        keys = speaker_keys(manifest) if "corpus" in manifest else manifest["speaker"].astype(str)
+        keys = speaker_keys(manifest)
         features = speaker_standardize(features, keys)
     training = np.concatenate([fold.indices(r) for r in ROLES if r != "test"])
     normalizer = Normalizer.fit(features[training])

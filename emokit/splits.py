@@ -72,10 +72,11 @@ def speaker_keys(manifest: pd.DataFrame) -> pd.Series:
     """Speaker id per row, prefixed ``corpus/`` when the manifest mixes corpora.
 
     Speaker ids are only unique within a corpus (EmoDB ``"03"`` is not
-    RAVDESS ``"03"``), so folds group by these keys.
+    RAVDESS ``"03"``), so folds group by these keys. A manifest without a
+    ``corpus`` column is one corpus.
     """
     speakers = manifest["speaker"].astype(str)
-    if manifest["corpus"].nunique() > 1:
+    if "corpus" in manifest and manifest["corpus"].nunique() > 1:
         return manifest["corpus"].astype(str) + "/" + speakers
     return speakers
 

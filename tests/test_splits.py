@@ -145,3 +145,11 @@ def test_fold_table(emodb_manifest):
     assert (table[[f"n_{r}" for r in ROLES]].sum(axis=1) == len(emodb_manifest)).all()
     assert table[["test_anger", "test_happiness", "test_sadness", "test_neutral"]].to_numpy().sum() == len(emodb_manifest)
     assert "test_speakers" in describe_folds(folds, emodb_manifest)
+
+
+def test_speaker_keys_prefix_the_corpus_only_when_corpora_mix():
+    one = pd.DataFrame({"corpus": "emodb", "speaker": [3, 8]})
+    assert list(speaker_keys(one)) == ["3", "8"]
+    assert list(speaker_keys(one.drop(columns="corpus"))) == ["3", "8"]  # no corpus column: one corpus
+    mixed = pd.DataFrame({"corpus": ["emodb", "ravdess"], "speaker": ["03", "03"]})
+    assert list(speaker_keys(mixed)) == ["emodb/03", "ravdess/03"]
