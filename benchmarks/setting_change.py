@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from emokit.results import collect, mean_std  # noqa: E402
-from emokit.stats import fold_level_difference, paired_comparisons, paired_difference  # noqa: E402
+from emokit.stats import paired_comparisons, paired_difference, paired_test  # noqa: E402
 
 CONTROLS = ("random", "random_search", "classical")
 
@@ -79,7 +79,7 @@ def compare_model(model: str, before: pd.DataFrame, after: pd.DataFrame, names: 
         # The same result for every seed (classical): the seeds are copies, not pairs.
         a, b = a.groupby(level="fold").first(), b.groupby(level="fold").first()
         row["pairs"] = f"{len(a)} folds (seeds are copies)"
-    difference = {**paired_difference(a, b), **fold_level_difference((a - b) * 100)}
+    difference = paired_test(a, b)
     row.update({f"{names[1]} - {names[0]}": round(difference["mean"], 2),
                 "95 % CI": f"{difference['ci_low']:+.2f} to {difference['ci_high']:+.2f}",
                 "p": round(difference["p"], 3), "won": f"{difference['wins']} of {difference['n']}",
@@ -113,6 +113,8 @@ def main() -> None:
         after = pd.concat([after, before[before["name"].isin(borrowed)]])
     for name, table in zip(names, (before, after)):
         comparisons = paired_comparisons(table, against=CONTROLS)
+        if comparisons.empty:  # neither folder ran a control
+            continue
         note = f" ({', '.join(borrowed)} from {args.before})" if borrowed and name == names[1] else ""
         print(f"\nemodarts against the controls, {name}{note}:")
         columns = ["against", "n", "mean", "ci_low", "ci_high", "p", "wins", "folds", "p_folds"]

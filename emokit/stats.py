@@ -84,6 +84,13 @@ def fold_level_difference(differences: pd.Series) -> dict:
     return {"folds": len(means), "p_folds": float(stats.ttest_1samp(means, 0.0).pvalue)}
 
 
+def paired_test(a: pd.Series, b: pd.Series) -> dict:
+    """:func:`paired_difference` of ``a - b`` over the runs and
+    :func:`fold_level_difference` over the folds; ``a`` and ``b`` are UA in
+    [0, 1] indexed alike, with a ``fold`` level."""
+    return {**paired_difference(a, b), **fold_level_difference((a - b) * 100)}
+
+
 def best_hand_designed(results: pd.DataFrame, corpus: str) -> str | None:
     """The hand-designed baseline with the highest mean test UA on ``corpus``:
     the strongest competitor the kit offers (a reporting choice, not a model
@@ -119,8 +126,7 @@ def paired_comparisons(results: pd.DataFrame, model: str = "emodarts",
             if name is None or name not in table:
                 continue
             pairs = table[[model, name]].dropna()
-            result = paired_difference(pairs[model], pairs[name])
-            result.update(fold_level_difference((pairs[model] - pairs[name]) * 100))
+            result = paired_test(pairs[model], pairs[name])
             label = f"{name} (best baseline)" if other == "best baseline" else name
             rows.append({"corpus": corpus, "model": model, "against": label, **result,
                          "verdict": verdict(model, label, result)})

@@ -230,6 +230,7 @@ def run_search(
     if tuple(x.shape[2:]) != tuple(space.input_shape):
         raise ValueError(f"maps of shape {tuple(x.shape[2:])} do not fit the search space's input_shape "
                          f"{tuple(space.input_shape)}")
+    w_idx, a_idx = search_halves(y, config, speakers)  # before anything is built: a wrong split fails at once
     # What must match to resume. cuda_graphs is how a step runs, not what it
     # computes: a search recorded on a GPU may go on eagerly, and back. The
     # selection only reads the trained supernet: a finished search can be
@@ -257,7 +258,6 @@ def run_search(
     architect = Architect(model, a_opt, config.order, config.w_momentum, config.w_weight_decay)
     take_step = make_search_step(model, w_opt, architect, config, device, recompute)
 
-    w_idx, a_idx = search_halves(y, config, speakers)
     tensor_x = torch.as_tensor(x).to(device).contiguous(memory_format=memory_format)
     tensor_y = torch.as_tensor(np.asarray(y), dtype=torch.long).to(device)
     x_w, y_w, x_a, y_a = tensor_x[w_idx], tensor_y[w_idx], tensor_x[a_idx], tensor_y[a_idx]
