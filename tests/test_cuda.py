@@ -150,6 +150,7 @@ def test_a_search_replayed_from_cuda_graphs_ends_where_the_eager_one_does(tmp_pa
 def test_the_cost_estimate_times_the_graphed_step():
     cost = estimate_cost(SPACE, SearchConfig(batch_size=8, device=DEVICE, cuda_graphs=True), n_search=24, repeats=2)
     assert cost["cuda_graphs"] is True and cost["steps_per_epoch"] == 2 and cost["epoch_seconds"] > 0
+    assert cost["recording_seconds"] > 0  # the first step of a batch size records its graphs
 
 
 @cuda_only

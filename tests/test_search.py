@@ -414,6 +414,7 @@ def test_cost_estimate_reports_parameters_time_and_projection():
     assert cost["parameters"] > 0 and cost["step_seconds"] > 0
     assert cost["steps_per_epoch"] == 5
     assert cost["checkpoint_seconds"] > 0 and cost["checkpoints"] == 3
+    assert cost["recording_seconds"] == 0  # no CUDA graphs here
     assert cost["total_seconds"] == pytest.approx((cost["epoch_seconds"] + cost["checkpoint_seconds"]) * 3)
     assert "M weights" in format_cost(cost) and "for its checkpoint" in format_cost(cost)
 
@@ -448,6 +449,39 @@ def test_cost_estimate_times_warm_up_epochs_as_weight_only_steps(monkeypatch):
     assert ragged["steps_per_epoch"] == 6 and ragged["epoch_seconds"] == 18.0 and ragged["warmup_epoch_seconds"] == 6.0
     merged = estimate_cost(TINY, SearchConfig(batch_size=4, epochs=3, warmup_epochs=2), n_search=42, repeats=3)
     assert merged["steps_per_epoch"] == 5 and merged["epoch_seconds"] == 15.0
+
+
+def test_cost_estimate_adds_the_recording_of_cuda_graphs_once_per_batch_size(monkeypatch):
+    # A step replayed from CUDA graphs, faked on the CPU with a fake clock:
+    # every step takes 1 s, and the first step of each batch size 10 s more
+    # (recording). The search's first epoch records the same graphs once.
+    from emokit.search import budget
+
+    clock = {"now": 0.0}
+    real_make = budget.make_search_step
+
+    class RecordingStep(budget.GraphedStep):
+        def __init__(self, eager):
+            self.eager, self.record, self.recorded = eager, True, set()
+
+        def __call__(self, x_w, y_w, x_a, y_a, lr, alphas_move):
+            if len(x_w) not in self.recorded:
+                self.recorded.add(len(x_w))
+                clock["now"] += 10.0
+            clock["now"] += 1.0
+            return self.eager(x_w, y_w, x_a, y_a, lr, alphas_move)
+
+    monkeypatch.setattr(budget, "time", type("FakeTime", (), {"perf_counter": staticmethod(lambda: clock["now"])}))
+    monkeypatch.setattr(budget, "make_search_step", lambda *args: RecordingStep(real_make(*args)))
+    # 22 weight-half rows in batches of 4: 5 full steps and one of 2 rows, two batch sizes to record.
+    cost = estimate_cost(TINY, SearchConfig(batch_size=4, epochs=3), n_search=44, repeats=3)
+    assert cost["cuda_graphs"] is True
+    assert cost["step_seconds"] == 1.0 and cost["epoch_seconds"] == 6.0
+    assert cost["recording_seconds"] == 20.0
+    assert cost["total_seconds"] == pytest.approx(3 * 6.0 + 20.0)
+    assert "20 s to record the CUDA graphs" in format_cost(cost)
+    one_size = estimate_cost(TINY, SearchConfig(batch_size=4, epochs=3), n_search=40, repeats=3)
+    assert one_size["recording_seconds"] == 10.0 and one_size["total_seconds"] == pytest.approx(3 * 5.0 + 10.0)
 
 
 def test_recomputing_edges_and_the_plain_reference_give_the_same_gradients():

@@ -109,8 +109,10 @@ def estimate_cost(space: SearchSpace, config: SearchConfig = SearchConfig(), n_s
     (whether the step replayed CUDA graphs, :mod:`emokit.search.graphed`), and
     ``steps_per_epoch``, ``epoch_seconds``, ``warmup_epoch_seconds`` (weight
     steps only; both without the checkpoint, as the search log's ``seconds``),
-    ``checkpoints`` (how many the search writes, :func:`checkpoints_written`)
-    and ``total_seconds`` (checkpoints included) when ``n_search`` is given.
+    ``checkpoints`` (how many the search writes, :func:`checkpoints_written`),
+    ``recording_seconds`` (what recording the CUDA graphs of each batch size
+    adds to the first epoch; 0 without graphs) and ``total_seconds``
+    (checkpoints and recording included) when ``n_search`` is given.
     """
     device = resolve_device(config.device)
     reuse_freed_memory()
@@ -133,26 +135,28 @@ def estimate_cost(space: SearchSpace, config: SearchConfig = SearchConfig(), n_s
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
+    def step_seconds(rows: int, alphas_move: bool) -> float:
+        xs, ys = x[:rows], y[:rows]
+        sync()
+        start = time.perf_counter()
+        take_step(xs, ys, xs, ys, config.w_lr, alphas_move)
+        sync()
+        return time.perf_counter() - start
+
+    # CUDA graphs: the first step of each batch size records its graphs (the
+    # search's first epoch does the same), which takes many steps' time.
+    recording: dict[int, float] = {}  # batch size -> seconds of its first, recording step
+
     def median_step_seconds(alphas_move: bool, rows: int = batch_size) -> float:
         """Median seconds of ``repeats`` search steps on ``rows`` maps
         (``alphas_move`` False: weights only)."""
-        xs, ys = x[:rows], y[:rows]
-        if graphed and rows != batch_size:  # records this batch size's graphs, once, as the search would
-            take_step(xs, ys, xs, ys, config.w_lr, alphas_move)
-        times = []
-        for _ in range(repeats):
-            sync()
-            start = time.perf_counter()
-            take_step(xs, ys, xs, ys, config.w_lr, alphas_move)
-            sync()
-            times.append(time.perf_counter() - start)
-        return sorted(times)[len(times) // 2]
+        if graphed and rows not in recording:
+            recording[rows] = step_seconds(rows, alphas_move)
+        return sorted(step_seconds(rows, alphas_move) for _ in range(repeats))[repeats // 2]
 
     if not graphed:
-        take_step(x, y, x, y, config.w_lr, True)  # warm-up: kernel selection, allocations
-    with PeakMemory(device) as memory:
-        if graphed:  # the warm-up records the graphs, which keep their memory: it counts
-            take_step(x, y, x, y, config.w_lr, True)
+        step_seconds(batch_size, True)  # warm-up: kernel selection, allocations
+    with PeakMemory(device) as memory:  # graphs keep their memory: recording them counts
         step = median_step_seconds(True)
     # Warm-up epochs run weight steps only: cheaper.
     weight_step = median_step_seconds(False) if n_search is not None and config.warmup_epochs else None
@@ -188,8 +192,10 @@ def estimate_cost(space: SearchSpace, config: SearchConfig = SearchConfig(), n_s
         out["warmup_epoch_seconds"] = (full * weight_step + last_weight_step if weight_step is not None
                                        else out["epoch_seconds"])
         out["checkpoints"] = checkpoints_written(config.epochs, out["epoch_seconds"], config.checkpoint_every_s)
+        medians = {batch_size: step, rest: last_step}
+        out["recording_seconds"] = sum((max(0.0, first - medians[rows]) for rows, first in recording.items()), 0.0)
         out["total_seconds"] = (out["warmup_epoch_seconds"] * warmup + out["epoch_seconds"] * (config.epochs - warmup)
-                                + checkpoint * out["checkpoints"])
+                                + checkpoint * out["checkpoints"] + out["recording_seconds"])
     return out
 
 
@@ -210,6 +216,8 @@ def format_cost(cost: dict) -> str:
                      f"and {cost['checkpoint_seconds']:.1f} s for its checkpoint")
         if cost.get("warmup_epoch_seconds", cost["epoch_seconds"]) != cost["epoch_seconds"]:
             lines[-1] += f", {cost['warmup_epoch_seconds']:.0f} s per warm-up epoch (weights only)"
+    if cost.get("recording_seconds"):
+        lines[-1] += f", {cost['recording_seconds']:.0f} s to record the CUDA graphs in the first epoch"
     if "total_seconds" in cost:
         lines[-1] += f", {cost['total_seconds'] / 60:.1f} min for the whole search"
     return "\n".join(lines)
