@@ -419,13 +419,23 @@ def test_cost_estimate_reports_parameters_time_and_projection():
     assert "M weights" in format_cost(cost) and "for its checkpoint" in format_cost(cost)
 
 
-def test_cost_estimate_times_warm_up_epochs_as_weight_only_steps(monkeypatch):
+@pytest.fixture
+def budget_clock(monkeypatch):
+    """A fake clock for :func:`estimate_cost`: it moves only when a test's step moves it."""
+    from emokit.search import budget
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr(budget, "time", type("FakeTime", (), {"perf_counter": staticmethod(lambda: clock["now"])}))
+    return clock
+
+
+def test_cost_estimate_times_warm_up_epochs_as_weight_only_steps(monkeypatch, budget_clock):
     # A fake clock that a full step (alphas + weights) advances by 3 s and a
     # weight-only step by 1 s: the projection must use each where it belongs,
     # whatever the real step times on a busy machine.
     from emokit.search import budget
 
-    clock = {"now": 0.0}
+    clock = budget_clock
     real_make = budget.make_search_step
 
     def make_timed_step(*args):
@@ -436,7 +446,6 @@ def test_cost_estimate_times_warm_up_epochs_as_weight_only_steps(monkeypatch):
             return take_step(x_w, y_w, x_a, y_a, lr, alphas_move)
         return timed_step
 
-    monkeypatch.setattr(budget, "time", type("FakeTime", (), {"perf_counter": staticmethod(lambda: clock["now"])}))
     monkeypatch.setattr(budget, "make_search_step", make_timed_step)
     warm = estimate_cost(TINY, SearchConfig(batch_size=4, epochs=3, warmup_epochs=2), n_search=40, repeats=3)
     assert warm["step_seconds"] == 3.0 and warm["steps_per_epoch"] == 5
@@ -451,13 +460,13 @@ def test_cost_estimate_times_warm_up_epochs_as_weight_only_steps(monkeypatch):
     assert merged["steps_per_epoch"] == 5 and merged["epoch_seconds"] == 15.0
 
 
-def test_cost_estimate_adds_the_recording_of_cuda_graphs_once_per_batch_size(monkeypatch):
+def test_cost_estimate_adds_the_recording_of_cuda_graphs_once_per_batch_size(monkeypatch, budget_clock):
     # A step replayed from CUDA graphs, faked on the CPU with a fake clock:
     # every step takes 1 s, and the first step of each batch size 10 s more
     # (recording). The search's first epoch records the same graphs once.
     from emokit.search import budget
 
-    clock = {"now": 0.0}
+    clock = budget_clock
     real_make = budget.make_search_step
 
     class RecordingStep(budget.GraphedStep):
@@ -471,7 +480,6 @@ def test_cost_estimate_adds_the_recording_of_cuda_graphs_once_per_batch_size(mon
             clock["now"] += 1.0
             return self.eager(x_w, y_w, x_a, y_a, lr, alphas_move)
 
-    monkeypatch.setattr(budget, "time", type("FakeTime", (), {"perf_counter": staticmethod(lambda: clock["now"])}))
     monkeypatch.setattr(budget, "make_search_step", lambda *args: RecordingStep(real_make(*args)))
     # 22 weight-half rows in batches of 4: 5 full steps and one of 2 rows, two batch sizes to record.
     cost = estimate_cost(TINY, SearchConfig(batch_size=4, epochs=3), n_search=44, repeats=3)
