@@ -121,6 +121,8 @@ class Grid:
     scheduler: str | None = None
     cluster: dict | None = None
     threads: int | None = None  # CPU threads per run (None: cores / workers on a local cluster, else the worker's)
+    # Filled by the runner, not set by users: corpus -> emokit.features.data_fingerprint of its files.
+    fingerprints: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.results_dir is None:
@@ -153,10 +155,10 @@ def make_grid(preset: str = "quick", config_file: str | Path | None = None, **ov
         updates.append(yaml.safe_load(Path(config_file).read_text()) or {})
     updates.append({k: v for k, v in overrides.items() if v is not None})
     for update in updates:
-        unknown = set(update) - set(Grid.__dataclass_fields__)
+        unknown = set(update) - set(Grid.__dataclass_fields__) | ({"fingerprints"} & set(update))
         if unknown:
             raise UnknownSettingError(f"unknown grid settings {sorted(unknown)}; known: "
-                                      f"{', '.join(Grid.__dataclass_fields__)}")
+                                      f"{', '.join(f for f in Grid.__dataclass_fields__ if f != 'fingerprints')}")
         for key, value in update.items():
             if isinstance(value, dict) and isinstance(settings.get(key), dict):
                 settings[key].update(value)
@@ -212,10 +214,23 @@ def control_space(grid: Grid) -> dict:
     return {**grid.space, "scope": grid.scopes[0] if grid.scopes else grid.space.get("scope", "emodarts")}
 
 
+def data_fingerprint(grid: Grid, corpus: str) -> str:
+    """:func:`emokit.features.data_fingerprint` of ``corpus``'s files under
+    the grid's data root, read once per grid (``grid.fingerprints``)."""
+    if corpus not in grid.fingerprints:
+        from emokit.data import corpus_root, load_corpus
+        from emokit.features import data_fingerprint as files_fingerprint
+
+        manifest = load_corpus(corpus, corpus_root(corpus, grid.data_root), check_audio=False)
+        grid.fingerprints[corpus] = files_fingerprint(manifest)
+    return grid.fingerprints[corpus]
+
+
 def run_settings(grid: Grid, run: Run) -> dict:
-    """What a run's results depend on; a finished run with other settings is stale."""
+    """What a run's results depend on, its data included (the corpus's
+    files: :func:`data_fingerprint`); a finished run with other settings is stale."""
     settings = {"features": grid.features, "normalization": grid.normalization, "train": grid.train,
-                "data_root": grid.data_root}
+                "data_root": grid.data_root, "data": data_fingerprint(grid, run.corpus)}
     if grid.val_speakers:  # only when set: runs finished before the option stay current
         settings["val_speakers"] = grid.val_speakers
     if run.name == "classical":

@@ -193,9 +193,39 @@ def cache_key(manifest: pd.DataFrame, config: FeatureConfig | dict) -> str:
     and mtime: it changes when a file or a setting changes."""
     settings = config.to_dict() if hasattr(config, "to_dict") else dict(config)
     h = hashlib.sha1(json.dumps(settings, sort_keys=True).encode())
-    for path in manifest["path"]:
-        st = os.stat(path)
-        h.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    _hash_files(h, manifest["path"])
+    return h.hexdigest()[:16]
+
+
+def data_fingerprint(manifest: pd.DataFrame) -> str:
+    """Hash of every file of a manifest (path, size, mtime) and its label:
+    it changes when a file is replaced, edited, added or removed, or
+    relabelled. A finished run records it (``emokit.runner``), so that
+    results are never reused once the audio under them changed."""
+    h = hashlib.sha1()
+    _hash_files(h, manifest["path"])
+    if "label" in manifest:
+        h.update("\0".join(map(str, manifest["label"])).encode())
+    return h.hexdigest()[:16]
+
+
+def _hash_files(h, paths) -> None:
+    for path in paths:
+        try:
+            st = os.stat(path)
+            h.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        except FileNotFoundError:
+            h.update(f"{path}\0missing\n".encode())
+
+
+def array_fingerprint(*arrays: np.ndarray) -> str:
+    """Hash of the bytes, shapes and dtypes of ``arrays``: what a search or a
+    training checkpoint was made on (resuming on other data is refused)."""
+    h = hashlib.sha1()
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        h.update(f"{array.dtype.str}{array.shape}".encode())
+        h.update(memoryview(array).cast("B"))
     return h.hexdigest()[:16]
 
 

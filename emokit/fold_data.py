@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from emokit.data import PAPER_CLASSES
-from emokit.features import NORMALIZATIONS, FeatureConfig, Normalizer, check_finite, speaker_standardize
+from emokit.features import NORMALIZATIONS, FeatureConfig, Normalizer, array_fingerprint, check_finite, \
+    speaker_standardize
 from emokit.splits import ROLES, Fold, check_fold, speaker_keys
 
 
@@ -43,6 +44,10 @@ class FoldData:
     def arrays(self, *roles: str) -> tuple[np.ndarray, np.ndarray]:
         """Features and labels of several roles concatenated."""
         return np.concatenate([self.x[r] for r in roles]), np.concatenate([self.y[r] for r in roles])
+
+    def fingerprint(self) -> str:
+        """Hash of every role's maps and labels (:func:`~emokit.features.array_fingerprint`)."""
+        return array_fingerprint(*(a for r in ROLES for a in (self.x[r], self.y[r])))
 
     def speakers(self, role: str) -> np.ndarray:
         """Each row's speaker key in ``role``, shape (n,), in the order of ``x[role]``."""

@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from emokit.cluster import run_on_dask, thread_env
-from emokit.experiments import Grid, Run, control_space, plan, run_settings
+from emokit.experiments import Grid, Run, control_space, data_fingerprint, plan, run_settings
 from emokit.locks import FolderLock
 from emokit.utils import environment, read_json, write_json
 
@@ -147,7 +147,8 @@ def _execute_run(grid: Grid, run: Run, previous: dict) -> str:
     if previous and previous.get("settings") != settings:
         stale = folder.with_name(f"{folder.name}.stale-{time.strftime('%Y%m%d-%H%M%S')}")
         folder.rename(stale)
-        print(f"{folder} was run with other settings; moved to {stale.name}")
+        print(f"{folder} was run {_what_changed(previous.get('settings') or {}, settings)}; "
+              f"moved to {stale.name} and run again")
     elif previous:
         attempt = previous.get("attempt", 1) + 1  # resumes from the checkpoints of the earlier attempt
     info = {"corpus": run.corpus, "kind": run.kind, "name": run.name, "fold": run.fold, "seed": run.seed,
@@ -185,6 +186,16 @@ def _execute_run(grid: Grid, run: Run, previous: dict) -> str:
     info.update(seconds=time.perf_counter() - started, finished=time.strftime("%Y-%m-%d %H:%M:%S"))
     write_json(info, folder / "run.json")
     return info["status"]
+
+
+def _what_changed(before: dict, now: dict) -> str:
+    """``"on other data (...)"`` or ``"with other settings (...)"``, naming the keys that differ."""
+    keys = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+    if "data" in keys and "data" not in before:
+        return "before emokit recorded the data under a run (no fingerprint of the corpus's files)"
+    if keys == ["data"]:
+        return "on other data (the corpus's files changed since)"
+    return f"with other settings ({', '.join(keys)})"
 
 
 def mark_lost(run: Run, reason: str) -> None:
@@ -242,6 +253,8 @@ def run_grid(grid: Grid, progress: bool = True) -> pd.DataFrame:
     say = print if progress else (lambda *a: None)
     results = Path(grid.results_dir)
     results.mkdir(parents=True, exist_ok=True)
+    for corpus in grid.corpora:  # read once here; Dask workers get them with the grid
+        data_fingerprint(grid, corpus)
     write_json(asdict(grid), results / "grid.json")
     runs = plan(grid)
     todo = [run for run in runs if not _finished(grid, run, run.info)]

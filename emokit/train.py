@@ -307,6 +307,7 @@ def _describe(model_name, data, config, genome, model_kwargs, extra) -> dict:
         "classes": list(data.classes), "feature_config": feature_config, "normalizer": data.normalizer.to_dict(),
         "normalization": data.normalization,
         "fold": {"index": int(data.fold.index), "test_speakers": list(data.fold.test_speakers)},
+        "data": data.fingerprint(),
         "train_config": config.to_dict(), "extra": extra,
     }
 

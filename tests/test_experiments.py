@@ -159,6 +159,55 @@ def test_changed_settings_rerun_and_keep_the_old_folder_aside(datasets_root, tmp
     assert len(list((tmp_path / "runs" / "emodb" / "cnn").glob("fold0-seed0.stale-*"))) == 1
 
 
+def test_runs_are_redone_when_a_file_of_their_corpus_changes(datasets_root, tmp_path, monkeypatch, capsys):
+    """After one EmoDB file changes, every EmoDB run (its features and
+    normaliser saw that file) is run again, the old folder kept aside; an
+    EMOVO run stays finished."""
+    import shutil
+
+    import emokit.runner as runner
+
+    data = tmp_path / "data"
+    for corpus, sub in (("emodb", "wav"), ("emovo", "")):
+        for wav in sorted((datasets_root / corpus / sub).rglob("*.wav")):
+            link = data / corpus / wav.relative_to(datasets_root / corpus)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(wav)
+    executed = []
+    monkeypatch.setattr(runner, "execute_notebook", lambda notebook, output, parameters, timeout=None:
+                        (executed.append(str(output.parent)), output.parent.mkdir(parents=True, exist_ok=True)))
+    grid = dict(data_root=str(data), results_dir=str(tmp_path / "results"), folds=[0], scopes=[],
+                baselines=["cnn", "classical"], corpora=["emodb", "emovo"])
+    first = run_grid(make_grid("quick", **grid), progress=False)
+    assert (first["status"] == "done").all() and len(first) == 4
+    executed.clear()
+    run_grid(make_grid("quick", **grid), progress=False)
+    assert not any("fold0" in folder for folder in executed)  # nothing changed: nothing redone
+
+    victim = sorted((data / "emodb" / "wav").iterdir())[7]
+    audio = victim.read_bytes()
+    victim.unlink()
+    victim.write_bytes(audio[:-320])  # the same file, 10 ms shorter
+    capsys.readouterr()
+    again = run_grid(make_grid("quick", **grid), progress=False)
+    redone = {Path(folder).parent.name for folder in executed if "fold0" in folder}
+    assert redone == {"cnn", "classical"} and all("/emodb/" in f for f in executed if "fold0" in f)
+    assert (again["status"] == "done").all() and len(again) == 4
+    for name in ("cnn", "classical"):
+        assert len(list((tmp_path / "results" / "runs" / "emodb" / name).glob("fold0-seed0.stale-*"))) == 1
+    assert not list((tmp_path / "results" / "runs" / "emovo").rglob("*.stale-*"))
+    assert "on other data (the corpus's files changed since)" in capsys.readouterr().out
+    info = json.loads((tmp_path / "results" / "runs" / "emodb" / "cnn" / "fold0-seed0" / "run.json").read_text())
+    assert info["settings"]["data"] != first_fingerprint(first) and len(info["settings"]["data"]) == 16
+
+
+def first_fingerprint(results) -> str:
+    """The data fingerprint the EmoDB cnn run of ``results`` recorded, from its moved-aside folder."""
+    folder = Path(results[results["name"] == "cnn"]["run_dir"].iloc[0])
+    (stale,) = folder.parent.glob(folder.name + ".stale-*")
+    return json.loads((stale / "run.json").read_text())["settings"]["data"]
+
+
 def test_a_missing_dot_costs_only_the_pictures(datasets_root, tmp_path, monkeypatch):
     import emokit.runner as runner
     import emokit.viz.cells

@@ -56,7 +56,7 @@ def synth(tmp_path) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def emodb_files(datasets_root) -> pd.DataFrame:
-    """Four real EmoDB files (22 050 Hz), one per paper class."""
+    """Four real EmoDB files (16 kHz), one per paper class."""
     from emokit.data import load_corpus
 
     manifest = load_corpus("emodb", datasets_root / "emodb")
@@ -143,14 +143,19 @@ def test_resampling_from_22050_keeps_the_pitch(tmp_path):
     assert abs(peak_hz - 1000.0) <= 2.0
 
 
-def test_real_emodb_is_22050_hz_and_resampled(emodb_files):
-    path = emodb_files["path"][0]
-    assert soundfile.info(path).samplerate == 22050
+def test_real_emodb_is_the_original_release_at_natural_lengths(emodb_manifest):
+    """The shared EmoDB is the original release: 16 kHz, lengths 1.2-9 s (not
+    a copy cut to 2 s). Its longest file is cut at the map's duration and a
+    short one is zero-padded."""
+    infos = [soundfile.info(p) for p in emodb_manifest["path"]]
+    assert {info.samplerate for info in infos} == {16000}
+    seconds = np.array([info.duration for info in infos])
+    assert seconds.min() < 1.5 and seconds.max() > 8.0 and len(np.unique(np.round(seconds, 2))) > 100  # 4 classes: 1.43-8.98 s
     config = FeatureConfig()
-    audio = load_audio(path, config)
+    short = emodb_manifest["path"][int(np.argmin(seconds))]
+    audio = load_audio(short, config)
     assert audio.shape == (config.n_samples,)
-    seconds = soundfile.info(path).duration
-    n_real = int(round(seconds * config.sample_rate))
+    n_real = int(round(seconds.min() * config.sample_rate))
     assert np.abs(audio[:n_real]).max() > 0.01  # speech survived
     assert not audio[n_real + 16:].any()        # then zero padding to 8 s
 

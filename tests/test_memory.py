@@ -10,6 +10,7 @@ from torch import nn
 
 from emokit.search import memory
 from emokit.experiments import PRESETS
+from emokit.search.architect import BF16_SWITCH, bf16_runs
 from emokit.search.budget import estimate_cost
 from emokit.search.loop import SearchConfig, run_search
 from emokit.search.memory import HEADROOM, PARAMETER_COPIES, choose_recompute, step_bytes, stored_bytes
@@ -41,11 +42,22 @@ def test_the_projection_from_two_small_batches_matches_what_a_big_batch_stores(r
     assert projected == pytest.approx(measured, rel=0.06)
 
 
-def test_recomputation_and_bf16_project_less_memory():
+def test_recomputation_projects_less_memory_and_a_larger_batch_more():
     fp32 = activations(TINY, SearchConfig(batch_size=8), False)
     assert activations(TINY, SearchConfig(batch_size=8), True) < 0.7 * fp32
-    assert activations(TINY, SearchConfig(batch_size=8, precision="bf16"), False) < 0.8 * fp32
     assert activations(TINY, SearchConfig(batch_size=16), False) > 1.8 * fp32
+
+
+@pytest.mark.skipif(not bf16_runs(CPU)[0], reason=f"no native bf16 here: {bf16_runs(CPU)[1]}")
+def test_bf16_projects_less_memory_where_the_cpu_runs_it():
+    fp32 = activations(TINY, SearchConfig(batch_size=8), False)
+    assert activations(TINY, SearchConfig(batch_size=8, precision="bf16"), False) < 0.8 * fp32
+
+
+def test_bf16_where_the_cpu_cannot_run_it_projects_the_fp32_it_falls_back_to(monkeypatch):
+    monkeypatch.setenv(BF16_SWITCH, "0")
+    fp32 = activations(TINY, SearchConfig(batch_size=8), False)
+    assert activations(TINY, SearchConfig(batch_size=8, precision="bf16"), False) == fp32
 
 
 def test_counting_keeps_no_tensor_alive_and_leaves_the_random_state_alone():

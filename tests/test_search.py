@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from emokit.search.architect import BF16_SWITCH, bf16_runs, resolve_precision
 from emokit.resume import load_checkpoint, pack, save_checkpoint, unpack
 from emokit.search import speed
 from emokit.search.budget import checkpoints_written, estimate_cost, format_cost
@@ -272,7 +273,12 @@ def test_genome_round_trips_through_json_and_reports_collapse():
         Genome(normal=((("skip_connect", 5),),), reduce=(), seq=())
 
 
-@pytest.mark.parametrize("order,precision", [("first", "fp32"), ("second", "fp32"), ("first", "bf16")])
+NATIVE_BF16, NO_BF16_BECAUSE = bf16_runs(torch.device("cpu"))
+
+
+@pytest.mark.parametrize("order,precision", [
+    ("first", "fp32"), ("second", "fp32"),
+    pytest.param("first", "bf16", marks=pytest.mark.skipif(not NATIVE_BF16, reason=f"no native bf16: {NO_BF16_BECAUSE}"))])
 def test_tiny_search_moves_the_alphas_and_writes_its_run_folder(tmp_path, order, precision):
     x, y = tiny_data()
     config = SearchConfig(epochs=2, batch_size=8, order=order, seed=1, precision=precision)
@@ -290,6 +296,37 @@ def test_tiny_search_moves_the_alphas_and_writes_its_run_folder(tmp_path, order,
     loaded = load_search(tmp_path)
     assert loaded.genome == result.genome
     assert list(loaded.log["epoch"]) == [1, 2]
+
+
+def test_bf16_on_a_cpu_without_it_warns_once_and_searches_as_fp32(tmp_path, monkeypatch):
+    x, y = tiny_data()
+    config = SearchConfig(epochs=1, batch_size=8, seed=1)
+    fp32 = run_search(x, y, tmp_path / "fp32", TINY, config, progress=False)
+    monkeypatch.setenv(BF16_SWITCH, "0")  # the probe's answer on an AVX2-only CPU
+    with pytest.warns(UserWarning, match=r"precision 'bf16': EMOKIT_BF16=0; running in fp32 instead.*precision='fp32'"):
+        asked = run_search(x, y, tmp_path / "bf16", TINY, config.replace(precision="bf16"), progress=False)
+    for cell, history in fp32.alpha_history.items():
+        np.testing.assert_array_equal(asked.alpha_history[cell], history)
+    assert json.loads((tmp_path / "bf16" / "summary.json").read_text())["precision"] == "fp32"
+
+
+def test_the_bf16_probe_runs_once_leaves_the_random_state_alone_and_obeys_its_switch(monkeypatch):
+    from emokit.search import architect
+
+    monkeypatch.delenv(BF16_SWITCH, raising=False)
+    architect._bf16_probe.cache_clear()
+    torch.manual_seed(3)
+    expected = torch.rand(3)
+    torch.manual_seed(3)
+    ok, why = bf16_runs(torch.device("cpu"))
+    assert torch.equal(torch.rand(3), expected)
+    assert ok == (why == "") and architect._bf16_probe.cache_info().misses == 1
+    bf16_runs(torch.device("cpu"))
+    assert architect._bf16_probe.cache_info().hits == 1
+    for switch, expected_ok in (("0", False), ("1", True)):
+        monkeypatch.setenv(BF16_SWITCH, switch)
+        assert bf16_runs(torch.device("cpu")) == (expected_ok, f"{BF16_SWITCH}={switch}")
+    assert resolve_precision("bf16", torch.device("cpu")) == "bf16"  # switch 1: taken as native
 
 
 def test_undecided_report_names_cells_whose_alphas_are_near_uniform():
@@ -396,11 +433,15 @@ def test_checkpoints_pack_their_tensors_and_read_unpacked_ones(tmp_path):
             assert torch.equal(fresh.state_dict()[key], tensor), (name, key)
 
 
-def test_resume_refuses_other_settings(tmp_path):
+def test_resume_refuses_other_settings_and_other_data(tmp_path):
     x, y = tiny_data()
     run_search(x, y, tmp_path, TINY, SearchConfig(epochs=1, batch_size=8), progress=False)
     with pytest.raises(ValueError, match="other settings"):
         run_search(x, y, tmp_path, TINY, SearchConfig(epochs=1, batch_size=4), progress=False)
+    changed = x.copy()
+    changed[0, 0, 0, 0] += 1.0  # one value of one map
+    with pytest.raises(ValueError, match="other settings"):
+        run_search(changed, y, tmp_path, TINY, SearchConfig(epochs=1, batch_size=8), progress=False)
 
 
 def test_search_rejects_maps_of_the_wrong_shape(tmp_path):

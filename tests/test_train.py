@@ -65,6 +65,9 @@ def test_finished_run_is_reused_not_retrained(tiny_fold_data, tmp_path):
     with pytest.raises(ValueError, match="another configuration"):
         train_model("cnn", tiny_fold_data, tmp_path, dataclasses.replace(FAST, lr=0.01), model_kwargs=kwargs,
                     progress=False)
+    changed = dataclasses.replace(tiny_fold_data, x={**tiny_fold_data.x, "test": tiny_fold_data.x["test"] + 0.5})
+    with pytest.raises(ValueError, match="another configuration"):  # other data: never the old metrics
+        train_model("cnn", changed, tmp_path, FAST, model_kwargs=kwargs, progress=False)
 
 
 class Interrupt(Exception):

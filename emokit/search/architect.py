@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
+import os
+import warnings
 
 import torch
 from torch import nn
@@ -38,10 +41,67 @@ def frozen(parameters):
 
 def precision_context(device: torch.device, precision: str):
     """``"fp32"``: nothing; ``"bf16"``: autocast to bfloat16 (half the stored
-    activations; convolutions run in bf16, their weights stay fp32)."""
+    activations; convolutions run in bf16, their weights stay fp32) where
+    :func:`bf16_runs` on ``device``, else fp32 (:func:`resolve_precision` warns)."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    enabled = precision == "bf16" and bf16_runs(device)[0]
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+BF16_SWITCH = "EMOKIT_BF16"  # "0" / "1": take the probe's answer as no / yes (tests; a CPU the probe misjudges)
+
+
+def bf16_runs(device: torch.device) -> tuple[bool, str]:
+    """Whether ``device`` runs the search's ops under bf16 autocast, and why not.
+
+    On the CPU a tiny convolution and LSTM run forward and backward under
+    autocast, once per process: oneDNN has bf16 LSTM kernels only on CPUs
+    with native bf16 (AVX512-BF16, AMX) and raises "could not create a
+    primitive descriptor" elsewhere (AVX2-only CPUs, most laptops). On CUDA:
+    ``torch.cuda.is_bf16_supported()``. ``$EMOKIT_BF16`` (``0`` or ``1``)
+    overrides the probe.
+    """
+    switch = os.environ.get(BF16_SWITCH, "")
+    if switch in ("0", "1"):
+        return switch == "1", f"{BF16_SWITCH}={switch}"
+    return _bf16_probe(device.type)
+
+
+@functools.cache
+def _bf16_probe(device_type: str) -> tuple[bool, str]:
+    if device_type == "cuda":
+        ok = torch.cuda.is_bf16_supported()
+        return ok, "" if ok else "this GPU has no bf16 support"
+    if device_type != "cpu":
+        return False, f"bf16 is not probed on {device_type!r}"
+    try:
+        with torch.random.fork_rng(devices=[]):  # the probe's weights must not move a seeded run's random state
+            conv, lstm = nn.Conv2d(1, 2, 3), nn.LSTM(8, 4, batch_first=True)
+            x = torch.randn(2, 1, 4, 8, requires_grad=True)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                # An fp32 input, as the SeqNN cells get: AVX2-only CPUs fail on this one.
+                h, _ = lstm(x.flatten(1, 2))
+                loss = h.float().sum() + conv(x).float().sum()
+            loss.backward()
+        return True, ""
+    except RuntimeError as exc:
+        return False, f"this CPU cannot run bf16 convolutions and LSTMs ({str(exc).split('.')[0]})"
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """The precision a run on ``device`` uses for ``precision``: bf16 where
+    :func:`bf16_runs`, else fp32 with a ``UserWarning`` naming the cause and the fix."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
+    if precision == "bf16":
+        ok, why = bf16_runs(device)
+        if not ok:
+            warnings.warn(f"precision 'bf16': {why}; running in fp32 instead (twice the activation memory). "
+                          "Set precision='fp32' to silence this, or search on a GPU or a CPU with native "
+                          "bf16 (AVX512-BF16 or AMX)", stacklevel=2)
+            return "fp32"
+    return precision
 
 
 PRECISIONS = ("fp32", "bf16")

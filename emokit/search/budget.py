@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from emokit.resume import epoch_batches, save_checkpoint
-from emokit.search.architect import Architect, precision_context
+from emokit.search.architect import Architect, precision_context, resolve_precision
 from emokit.search.graphed import GraphedStep, make_search_step
 from emokit.search.loop import SearchConfig, split_halves
 from emokit.search.memory import choose_recompute
@@ -116,7 +116,8 @@ def estimate_cost(space: SearchSpace, config: SearchConfig = SearchConfig(), n_s
     """
     device = resolve_device(config.device)
     reuse_freed_memory()
-    batch_size, order, precision = config.batch_size, config.order, config.precision
+    batch_size, order = config.batch_size, config.order
+    precision = resolve_precision(config.precision, device)
     recompute = choose_recompute(space, config, device, fast)
     model = Supernet(space, fast=fast, recompute_edges=recompute).to(device)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format

@@ -24,8 +24,9 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from emokit.config import Config
+from emokit.features import array_fingerprint
 from emokit.resume import CHECKPOINT, CheckpointTimer, epoch_batches, epoch_generator, load_checkpoint, save_checkpoint
-from emokit.search.architect import PRECISIONS, Architect
+from emokit.search.architect import PRECISIONS, Architect, resolve_precision
 from emokit.search.genotype import (COLLAPSE_REMEDIES, UNDECIDED_REMEDIES, Genome, collapse_report,
                                     undecided_report)
 from emokit.search.graphed import GraphedStep, make_search_step
@@ -240,12 +241,14 @@ def run_search(
     settings = {k: v for k, v in config.to_dict().items()
                 if k not in ("cuda_graphs", "selection", "checkpoint_every_s")
                 and not (k == "alpha_split" and v == "utterances")}
-    identity = json.loads(json.dumps({"search_space": space.to_dict(), "search": settings}))
+    identity = json.loads(json.dumps({"search_space": space.to_dict(), "search": settings,
+                                      "data": array_fingerprint(x, np.asarray(y))}))
     checkpoint_path = run_dir / CHECKPOINT
 
     seed_everything(config.seed)
     reuse_freed_memory()
     device = resolve_device(config.device)
+    precision = resolve_precision(config.precision, device)  # bf16 asked where it cannot run: fp32, with a warning
     recompute = choose_recompute(space, config, device)
     model = Supernet(space, recompute_edges=recompute).to(device)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
@@ -337,6 +340,7 @@ def run_search(
     summary = {"epochs": len(rows), "parameters": count_parameters(model),
                "seconds": float(sum(r["seconds"] for r in rows)), "collapse": collapse, "undecided": undecided,
                "final_alpha_acc": rows[-1]["alpha_acc"], "recompute_edges": recompute, "selection": config.selection,
+               "precision": precision,
                "cuda_graphs": isinstance(take_step, GraphedStep) and take_step.record,
                "alpha_speakers": (sorted(map(str, set(np.asarray(speakers)[a_idx])))
                                   if config.alpha_split == "speakers" else None)}
