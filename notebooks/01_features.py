@@ -168,9 +168,10 @@ fold_table(folds, manifest)
 # frames**; max pooling keeps the strongest value of every 4 frames (62.5 ms),
 # giving 128 columns.
 #
-# The EmoDB copy used here is stored at 22 050 Hz with every file cut or padded
-# to 2 s, so it is resampled to 16 kHz and about three quarters of each 8 s map
-# is padding: the flat stretch at the right of the pictures below.
+# EmoDB's utterances last 1.4-9.0 s (half of them under 2.6 s), so most 8 s
+# maps end in padding: the flat stretch at the right of the pictures below.
+# The `quick` preset uses shorter maps (`duration`), chosen on validation
+# speakers: see `docs/results.md`.
 
 # %%
 examples = manifest.groupby("label", sort=False).head(1)
