@@ -97,7 +97,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def _summary_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", metavar="DIR", default=None,
-                        help="folder holding one subfolder per corpus (default: $EMOKIT_DATA, else ./data)")
+                        help="folder holding one subfolder per corpus (default: $EMOKIT_DATA, else the checkout's data/, else ./data)")
     parser.add_argument("--corpora", nargs="+", default=["emodb", "emovo"], metavar="NAME",
                         help="corpus names (default: emodb emovo)")
 
@@ -262,7 +262,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def _download_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("corpus", choices=["emodb"], help="only EmoDB is free to download")
-    parser.add_argument("--data", default=None, help="folder for the corpora (default: $EMOKIT_DATA or ./data)")
+    parser.add_argument("--data", default=None, help="folder for the corpora (default: $EMOKIT_DATA, else the checkout's data/, else ./data)")
 
 
 @command("download", "download a freely licensed corpus (EmoDB) into the data folder", _download_arguments)
@@ -271,7 +271,9 @@ def run_download(args: argparse.Namespace) -> int:
 
     from emokit.download import download_emodb
 
-    data = args.data or os.environ.get("EMOKIT_DATA") or "data"
+    from emokit.paths import data_root
+
+    data = args.data or data_root()
     try:
         print(f"EmoDB in {download_emodb(data)}")
     except RuntimeError as exc:

@@ -69,10 +69,13 @@ LAYOUTS = {
 
 def corpus_root(name: str, data_root: str | Path | None = None) -> Path:
     """Where corpus ``name`` lies: ``<data_root>/<name>``, with ``data_root``
-    defaulting to ``$EMOKIT_DATA`` (``./data`` when unset). The one rule used
-    by the notebooks, the grid runner and the CLI; for ``csv`` the folder
-    holds ``manifest.csv`` (:func:`load_csv` also takes a CSV file directly)."""
-    return Path(data_root if data_root is not None else os.environ.get("EMOKIT_DATA", "./data")) / name
+    defaulting to :func:`emokit.paths.data_root` (``$EMOKIT_DATA``, else the
+    checkout's ``data/``, else ``./data``). The one rule used by the
+    notebooks, the grid runner and the CLI; for ``csv`` the folder holds
+    ``manifest.csv`` (:func:`load_csv` also takes a CSV file directly)."""
+    from emokit.paths import data_root as default_root
+
+    return Path(data_root if data_root is not None else default_root()) / name
 
 
 def load_corpus(
@@ -123,7 +126,11 @@ def load_corpus(
             raise ValueError(f"unknown class(es) {unknown}; canonical labels are: {', '.join(CANONICAL_LABELS)}")
     root = Path(root) if root is not None else corpus_root(name)
     if not root.exists():
-        raise FileNotFoundError(f"corpus {name!r}: {root} does not exist; expected {LAYOUTS.get(name, 'a corpus folder')}")
+        how = ("download it with `emokit download emodb` (EmoDB is free; `make demo` does it too) or set "
+               "EMOKIT_DATA to the folder that holds emodb/" if name == "emodb" else
+               f"put the corpus there or set EMOKIT_DATA to the folder that holds {name}/")
+        raise FileNotFoundError(f"corpus {name!r}: {root} does not exist; expected "
+                                f"{LAYOUTS.get(name, 'a corpus folder')}; {how}")
 
     manifest = loader(root, **options)
     missing = [c for c in MANIFEST_COLUMNS if c not in manifest.columns]

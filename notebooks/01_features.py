@@ -41,7 +41,7 @@
 # | name | meaning |
 # |---|---|
 # | `corpus` | corpus name: `emodb`, `emovo`, `iemocap`, `msp_improv`, `msp_podcast`, `ravdess`, `csv` |
-# | `data_root` | folder holding the corpora (the corpus is read from `data_root/corpus`); `None` → `$EMOKIT_DATA` |
+# | `data_root` | folder holding the corpora (the corpus is read from `data_root/corpus`); `None` → `$EMOKIT_DATA`, else the checkout's `data/` |
 # | `features` | fields of `emokit.features.FeatureConfig` that differ from the paper's maps, e.g. `{"kind": "logmel"}`; an unknown key is an error that lists the known ones |
 # | `output_dir` | cache folder for the extracted maps |
 # | `n_jobs` | worker processes for the extraction; `-1` = all cores |
@@ -55,7 +55,7 @@
 
 # %% tags=["parameters"]
 corpus = "emodb"
-data_root = None  # None: $EMOKIT_DATA
+data_root = None  # None: $EMOKIT_DATA, else the checkout's data/
 features = {}  # FeatureConfig fields; {}: the paper's 128 x 128 MFCC maps
 output_dir = None  # cache folder; None: <results>/features (results: $EMOKIT_RESULTS, else the checkout's results/)
 n_jobs = -1

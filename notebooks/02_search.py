@@ -76,7 +76,7 @@
 # Parameters (papermill overrides these). The dicts hold fields of emokit's
 # settings dataclasses; a key they do not have is an error listing the known ones.
 corpus = "emodb"
-data_root = None            # folder holding the corpora; None: $EMOKIT_DATA
+data_root = None            # folder holding the corpora; None: $EMOKIT_DATA, else the checkout's data/
 feature_dir = None          # feature cache of notebook 01; None: <results>/features
 features = {}               # FeatureConfig fields; {}: the paper's 128 x 128 MFCC maps
 normalization = "train"     # or "speaker": each speaker standardised with their own statistics

@@ -80,3 +80,29 @@ def test_notebook_01_runs_on_emodb(tmp_path, datasets_root):
         assert stem.with_name(stem.name + suffix).name in text  # the notebook lists the files it wrote
     features = np.load(stem.with_name(stem.name + ".npy"))
     assert features.shape == (339, 1, 40, 32) and np.isfinite(features).all()
+
+
+@pytest.mark.slow
+def test_notebook_01_by_hand_reads_the_checkouts_data_folder(tmp_path, datasets_root, monkeypatch):
+    """As JupyterLab runs it: working folder notebooks/, no EMOKIT_DATA, the
+    default data_root. The corpus is read from the checkout's data/ (where
+    `make demo` downloads EmoDB), linked here to the shared copy."""
+    import papermill
+
+    monkeypatch.delenv("EMOKIT_DATA", raising=False)
+    monkeypatch.setenv("EMOKIT_RESULTS", str(tmp_path / "results"))
+    link = REPO / "data" / "emodb"
+    made = not link.exists()
+    if made:
+        link.parent.mkdir(exist_ok=True)
+        link.symlink_to(datasets_root / "emodb", target_is_directory=True)
+    try:
+        papermill.execute_notebook(str(NOTEBOOK_01), str(tmp_path / "01.ipynb"), parameters=dict(n_jobs=1, features=TINY),
+                                   kernel_name="python3", cwd=str(REPO / "notebooks"), progress_bar=False,
+                                   execution_timeout=300)
+    finally:
+        if made:
+            link.unlink()
+    text = (tmp_path / "01.ipynb").read_text()
+    assert "(339, 1, 40, 32) float32" in text and str(REPO / "data" / "emodb") in text
+    assert list((tmp_path / "results" / "features").glob("emodb-mfcc-*.npy"))

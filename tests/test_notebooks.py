@@ -151,13 +151,22 @@ def test_a_genome_json_is_recorded_as_the_source(search_run, datasets_root, tmp_
     assert extra["genome_json"] == str(genome_json) and "search_dir" not in extra
 
 
-def test_results_root_rule(tmp_path, monkeypatch):
-    from emokit.paths import results_root
+def test_data_and_results_root_rule_whatever_the_working_folder(tmp_path, monkeypatch):
+    from emokit import paths
+    from emokit.data import corpus_root
 
     monkeypatch.delenv("EMOKIT_RESULTS", raising=False)
-    monkeypatch.chdir(ROOT / "notebooks")  # JupyterLab's working folder
-    assert results_root() == ROOT / "results"
-    monkeypatch.chdir(tmp_path)
-    assert results_root() == tmp_path / "results"
+    monkeypatch.delenv("EMOKIT_DATA", raising=False)
+    for folder in (ROOT / "notebooks", tmp_path):  # JupyterLab's working folder, and any other
+        monkeypatch.chdir(folder)
+        assert paths.results_root() == ROOT / "results" and paths.data_root() == ROOT / "data"
+        assert corpus_root("emodb") == ROOT / "data" / "emodb"
+    monkeypatch.setattr(paths, "__file__", str(tmp_path / "site-packages" / "emokit" / "paths.py"))  # a wheel
+    assert paths.results_root() == tmp_path / "results" and paths.data_root() == tmp_path / "data"
     monkeypatch.setenv("EMOKIT_RESULTS", str(tmp_path / "elsewhere"))
-    assert results_root() == tmp_path / "elsewhere"
+    monkeypatch.setenv("EMOKIT_DATA", str(tmp_path / "corpora"))
+    assert paths.results_root() == tmp_path / "elsewhere" and corpus_root("emovo") == tmp_path / "corpora" / "emovo"
+    with pytest.raises(FileNotFoundError, match=r"corpus 'emodb'.*does not exist.*emokit download emodb"):
+        from emokit.data import load_corpus
+
+        load_corpus("emodb")
