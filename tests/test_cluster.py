@@ -324,3 +324,19 @@ def test_a_cluster_starts_the_runs_in_the_plan_s_order(datasets_root, tmp_path, 
                         mark_lost=None, progress=False, say=lambda *a: None)
     assert started.read_text().splitlines() == [f"{r.name} {r.fold}" for r in runs]
     assert [r.name for r in runs[:6]] == ["emodarts"] * 3 + ["random"] * 3
+
+
+def test_the_dashboard_link_a_local_grid_prints_answers(tmp_path):
+    """`emokit run --workers 2` prints the Dask dashboard's address: the page
+    must be there (it needs bokeh, a dependency)."""
+    import urllib.request
+
+    from emokit.cluster import open_client
+
+    said = []
+    grid = make_grid("quick", results_dir=str(tmp_path), workers=2, corpora=["emodb"])
+    with open_client(grid, say=said.append):
+        (line,) = [s for s in said if s.startswith("Dask dashboard: ")]
+        link = line.removeprefix("Dask dashboard: ")
+        with urllib.request.urlopen(link, timeout=30) as page:
+            assert page.status == 200 and b"Dask" in page.read()
