@@ -30,6 +30,33 @@ def test_each_notebook_agrees_with_its_py_percent_source(script):
         f"{ipynb.name} and {script.name} differ: run `make notebooks`"
 
 
+def test_saving_an_unchanged_notebook_in_jupyterlab_leaves_both_files_byte_identical(tmp_path):
+    """JupyterLab saves through jupytext's contents manager, with the running
+    kernel's kernelspec; an unchanged pair must come out as it went in, and
+    an .ipynb newer than its .py (after `git checkout` of one) still opens."""
+    import os
+    import shutil
+
+    from jupyter_client.kernelspec import get_kernel_spec
+    from jupyter_server.services.contents.filemanager import FileContentsManager
+    from jupytext.sync_contentsmanager import build_sync_jupytext_contents_manager_class
+
+    folder = shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks")
+    manager = build_sync_jupytext_contents_manager_class(FileContentsManager)(root_dir=str(folder))
+    kernelspec = get_kernel_spec("python3")
+    for script in PAIRS:
+        ipynb = folder / f"{script.stem}.ipynb"
+        later = ipynb.stat().st_mtime + 60
+        os.utime(ipynb, (later, later))
+        model = manager.get(ipynb.name)
+        model["content"]["metadata"]["kernelspec"] = {"display_name": kernelspec.display_name,
+                                                      "language": kernelspec.language, "name": "python3"}
+        manager.save(model, ipynb.name)
+        for name in (script.name, ipynb.name):
+            assert (folder / name).read_bytes() == (ROOT / "notebooks" / name).read_bytes(), \
+                f"saving {ipynb.name} in JupyterLab rewrites {name}: save it once in JupyterLab and commit both files"
+
+
 def test_every_ipynb_has_a_py_source():
     assert {p.stem for p in (ROOT / "notebooks").glob("*.ipynb")} == {p.stem for p in PAIRS}
     assert len(PAIRS) == 5
