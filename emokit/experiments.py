@@ -168,6 +168,45 @@ def make_grid(preset: str = "quick", config_file: str | Path | None = None, **ov
     return Grid(**settings)
 
 
+NOTEBOOK_SETTINGS = tuple(SETTINGS)  # the dicts a notebook takes
+
+
+def notebook_settings(preset: str | None = "quick", normalization: str | None = None,
+                      val_speakers: int | None = None, **dicts: dict | None) -> dict:
+    """The settings a notebook runs with, as ``emokit run`` makes them.
+
+    Parameters
+    ----------
+    preset : a name of :data:`PRESETS` (``"quick"``, ``"paper"``), or None
+        for the library's defaults (the paper's settings) alone
+    normalization, val_speakers : None takes the preset's (else ``"train"`` and 0)
+    **dicts : ``features``, ``space``, ``search``, ``net``, ``train``,
+        ``classical``: fields that update the preset's dict key by key
+
+    Returns
+    -------
+    dict with every key of :data:`NOTEBOOK_SETTINGS` (a dict each) and
+    ``normalization`` and ``val_speakers``; every key is checked against its
+    dataclass (an unknown one is an error listing the known ones).
+    """
+    if preset is not None and preset not in PRESETS:
+        raise KeyError(f"unknown preset {preset!r}; known presets: {', '.join(PRESETS)} (or None: the paper's "
+                       "defaults of every dataclass)")
+    unknown = set(dicts) - set(NOTEBOOK_SETTINGS)
+    if unknown:
+        raise UnknownSettingError(f"unknown settings {sorted(unknown)}; known: {', '.join(NOTEBOOK_SETTINGS)}")
+    base = copy.deepcopy(PRESETS[preset]) if preset else {}
+    settings = {key: {**base.get(key, {}), **(dicts.get(key) or {})} for key in NOTEBOOK_SETTINGS}
+    for key, cls in SETTINGS.items():
+        try:
+            cls.from_dict(settings[key])
+        except UnknownSettingError as exc:
+            raise UnknownSettingError(f"'{key}': {exc}") from None
+    settings["normalization"] = normalization or base.get("normalization", "train")
+    settings["val_speakers"] = val_speakers if val_speakers is not None else base.get("val_speakers", 0)
+    return settings
+
+
 @dataclass
 class Run:
     corpus: str

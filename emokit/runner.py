@@ -94,7 +94,8 @@ def _environment(env: dict[str, str] | None):
 
 
 def _common(grid: Grid, corpus: str) -> dict:
-    return {"corpus": corpus, "data_root": grid.data_root,
+    # preset None: the grid's dicts are complete (its preset is already merged in).
+    return {"corpus": corpus, "preset": None, "data_root": grid.data_root,
             "feature_dir": str(Path(grid.results_dir, "features").resolve()), "features": grid.features,
             "normalization": grid.normalization, "val_speakers": grid.val_speakers}
 
@@ -105,7 +106,7 @@ def run_features(grid: Grid, corpus: str, env: dict[str, str] | None = None) -> 
     results = Path(grid.results_dir)
     with _environment(env):
         execute_notebook("01_features.ipynb", results / "runs" / corpus / "01_features.ipynb",
-                         {"corpus": corpus, "data_root": grid.data_root,
+                         {"corpus": corpus, "preset": None, "data_root": grid.data_root,
                           "output_dir": str((results / "features").resolve()), "features": grid.features},
                          grid.cell_timeout)
     lines: list[str] = []

@@ -42,8 +42,9 @@
 # | name | meaning |
 # |---|---|
 # | `corpus` | corpus name: `emodb`, `emovo`, `iemocap`, `msp_improv`, `msp_podcast`, `ravdess`, `csv` |
+# | `preset` | `"quick"` (emokit's small recipe: 3 s log-mel maps; a few minutes per notebook on a CPU) or `"paper"` (the paper's 8 s MFCC maps); `None`: the paper's defaults |
 # | `data_root` | folder holding the corpora (the corpus is read from `data_root/corpus`); `None` → `$EMOKIT_DATA`, else the checkout's `data/` |
-# | `features` | fields of `emokit.features.FeatureConfig` that differ from the paper's maps, e.g. `{"kind": "logmel"}`; an unknown key is an error that lists the known ones |
+# | `features` | fields of `emokit.features.FeatureConfig` that differ from the preset's, e.g. `{"duration": 4.0}`; an unknown key is an error that lists the known ones |
 # | `output_dir` | cache folder for the extracted maps |
 # | `n_jobs` | worker processes for the extraction; `-1` = all cores |
 #
@@ -56,8 +57,9 @@
 
 # %% tags=["parameters"]
 corpus = "emodb"
+preset = "quick"  # or "paper"; the dicts below change single keys of it
 data_root = None  # None: $EMOKIT_DATA, else the checkout's data/
-features = {}  # FeatureConfig fields; {}: the paper's 128 x 128 MFCC maps
+features = {}  # FeatureConfig fields; {}: the preset's maps
 output_dir = None  # cache folder; None: <results>/features (results: $EMOKIT_RESULTS, else the checkout's results/)
 n_jobs = -1
 
@@ -68,13 +70,14 @@ from pathlib import Path
 from IPython.display import display
 
 from emokit.data import corpus_root, load_corpus, skipped_files, summarize
+from emokit.experiments import notebook_settings
 from emokit.features import FeatureConfig, feature_map, load_audio
 from emokit.paths import results_root
 from emokit.pipeline import corpus_features
 from emokit.viz import corpus as pictures
 from emokit.splits import fold_table, make_folds
 
-config = FeatureConfig.from_dict(features)
+config = FeatureConfig.from_dict(notebook_settings(preset, features=features)["features"])
 output_dir = output_dir or str(results_root() / "features")
 print(config)
 print(f"{config.n_samples} samples -> {config.n_frames} frames -> map of {config.shape[0]} x {config.shape[1]}")

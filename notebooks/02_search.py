@@ -69,21 +69,25 @@
 # (how it is trained: `epochs`, `batch_size`, `alpha_lr`, `warmup_epochs`,
 # `order` — first or second —, `alpha_split` — `utterances` or `speakers` —,
 # `selection` — `alphas` or `perturbation` —,
-# `gdas`, `precision`, `seed`, `device` ...). Both
-# default to the paper's settings, except 20 epochs instead of 300.
+# `gdas`, `precision`, `seed`, `device` ...). `preset` fills them (and the
+# features and normalisation) as `emokit run` does: `"quick"`, emokit's small
+# recipe for a CPU (a narrow 3 + 1-cell supernet, 15 epochs on 3 s log-mel
+# maps), or `"paper"`, the paper's supernet and 300 epochs (a GPU's work); the
+# dicts change single keys of it, e.g. `search = {"epochs": 30}`.
 
 # %% tags=["parameters"]
 # Parameters (papermill overrides these). The dicts hold fields of emokit's
 # settings dataclasses; a key they do not have is an error listing the known ones.
 corpus = "emodb"
 data_root = None            # folder holding the corpora; None: $EMOKIT_DATA, else the checkout's data/
+preset = "quick"            # or "paper"; the settings below change single keys of it
 feature_dir = None          # feature cache of notebook 01; None: <results>/features
-features = {}               # FeatureConfig fields; {}: the paper's 128 x 128 MFCC maps
-normalization = "train"     # or "speaker": each speaker standardised with their own statistics
-val_speakers = 0            # 0: val is 15 % of the training speakers' utterances; n: all of n training speakers'
+features = {}               # FeatureConfig fields; {}: the preset's maps
+normalization = None        # "train" or "speaker" (each speaker standardised with their own statistics); None: the preset's
+val_speakers = None         # 0: val is 15 % of the training speakers' utterances; n: all of n training speakers'; None: the preset's
 fold = 0
-space = {}                  # SearchSpace fields; {}: the paper's supernet (scope emodarts, 4 + 2 cells)
-search = {"epochs": 20}     # SearchConfig fields (the paper: 300 epochs)
+space = {}                  # SearchSpace fields; {}: the preset's supernet (scope emodarts)
+search = {}                 # SearchConfig fields; {}: the preset's search
 run_dir = None              # None: <results>/runs/<corpus>/<scope>/fold<fold>-seed<seed>/search
 resume = True
 live = True                 # redraw the pictures in the notebook every epoch
@@ -94,9 +98,10 @@ n_random_genomes = 5        # random genomes of the space scored beside the foun
 # %matplotlib inline
 from IPython.display import Markdown, display
 
+from emokit.experiments import notebook_settings
 from emokit.paths import results_root, run_folder
 from emokit.pipeline import prepare_fold, search_fold, search_space_for
-from emokit.search.budget import estimate_cost, format_cost
+from emokit.search.budget import cost_advice, estimate_cost, format_cost
 from emokit.search.genotype import COLLAPSE_REMEDIES, UNDECIDED_REMEDIES, random_genome
 from emokit.search.loop import SearchConfig
 from emokit.search.one_shot import one_shot_losses
@@ -104,7 +109,11 @@ from emokit.viz import alpha_evolution, load_alpha_history
 from emokit.viz.live import LiveMonitor, alpha_slider
 from emokit.viz.selection import load_selection, selection_heatmaps
 
-config = SearchConfig.from_dict(search)
+settings = notebook_settings(preset, features=features, space=space, search=search, normalization=normalization,
+                             val_speakers=val_speakers)
+features, space, normalization, val_speakers = (settings[k] for k in ("features", "space", "normalization",
+                                                                      "val_speakers"))
+config = SearchConfig.from_dict(settings["search"])
 feature_dir = feature_dir or str(results_root() / "features")
 run_dir = run_dir or str(run_folder(None, corpus, space.get("scope", "emodarts"), fold, config.seed) / "search")
 print(config)
@@ -131,8 +140,10 @@ print({role: len(y) for role, y in data.y.items()})
 #
 # The supernet holds every candidate op on every edge, so it is far bigger and
 # slower than the network it will find. Before searching, one step is measured
-# on the chosen device and the search time is projected (about 10 s on a CPU;
-# the runs of a grid skip it, `estimate=False`).
+# on the chosen device and the search time is projected (seconds: on a CPU the
+# step is timed on 8 maps and scaled to the batch; the runs of a grid skip it,
+# `estimate=False`). A search projected past 30 minutes on a CPU says so and
+# names the faster ways.
 #
 # Memory is checked first, in every search: the activations autograd stores
 # are counted on forward passes of 2 and 4 maps and scaled to the batch. With
@@ -153,6 +164,8 @@ if estimate:
     batch = min(config.batch_size, len(data.y["search"]) // 2)
     cost = estimate_cost(search_space, config.replace(batch_size=batch), n_search=len(data.y["search"]))
     print(format_cost(cost))
+    if cost_advice(cost):
+        display(Markdown(f"**{cost_advice(cost)}**"))
 
 # %% [markdown]
 # ## Search

@@ -60,22 +60,26 @@
 # `emokit.models.NetConfig`, the genome network's sizes (`cnn_cells`,
 # `seq_cells`, `channels`, `seq_hidden`, `stem_stride` — which must match the
 # search's —, `dropout` ...). Baselines take only the map shape from the data.
-# Both default to the paper's settings, except 30 epochs instead of 300.
+# `preset` fills them (and the features, normalisation and space) as `emokit
+# run` does: `"quick"` (60 epochs of a small network with time shifts and
+# mixup, a minute or two on a CPU) or `"paper"` (300 epochs, no augmentation);
+# the dicts change single keys of it. Use the preset the genome was searched with.
 
 # %% tags=["parameters"]
 # Parameters (papermill overrides these)
 corpus = "emodb"
+preset = "quick"            # or "paper", as in notebook 02; the settings below change single keys of it
 data_root = None
 feature_dir = None          # None: <results>/features
-features = {}               # FeatureConfig fields, as in notebooks 01 and 02
-normalization = "train"     # "train" (paper) or "speaker" (as in the search of a genome)
-val_speakers = 0            # as in the search: 0, val is 15 % of the training speakers' utterances; n, all of n speakers'
+features = {}               # FeatureConfig fields, as in notebooks 01 and 02; {}: the preset's
+normalization = None        # "train" (paper) or "speaker", as in the search of a genome; None: the preset's
+val_speakers = None         # as in the search: 0, val is 15 % of the training speakers' utterances; n, all of n speakers'
 fold = 0
 model = "genome"            # genome; a baseline: cnn, cnn_lstm, cnn_lstm_att; a control: random, random_search, classical
 search_dir = None           # None: notebook 02's default folder for this corpus, scope, fold and seed
 genome_json = None          # or a genome.json instead of a search folder
-net = {}                    # NetConfig fields; {}: the paper's retrained network (4 + 2 cells, C 16, d 64)
-train = {"epochs": 30}      # TrainConfig fields (the paper: 300 epochs)
+net = {}                    # NetConfig fields; {}: the preset's retrained network
+train = {}                  # TrainConfig fields; {}: the preset's training
 space = {}                  # models "random", "random_search": SearchSpace fields of the space genomes are drawn from
 candidates = 4              # model "random_search": random genomes retrained; the best by validation UA is kept
 classical = {}              # model "classical": ClassicalConfig fields (functionals, classifier ...)
@@ -89,13 +93,18 @@ from pathlib import Path
 
 from IPython.display import Image, display
 
+from emokit.experiments import notebook_settings
 from emokit.models import NetConfig
 from emokit.paths import results_root, run_folder
 from emokit.pipeline import prepare_fold, retrain_fold
 from emokit.train import TrainConfig
 from emokit.viz.live import LiveMonitor
 
-config, sizes = TrainConfig.from_dict(train), NetConfig.from_dict(net)
+settings = notebook_settings(preset, features=features, space=space, net=net, train=train, classical=classical,
+                             normalization=normalization, val_speakers=val_speakers)
+features, space, classical, normalization, val_speakers = (
+    settings[k] for k in ("features", "space", "classical", "normalization", "val_speakers"))
+config, sizes = TrainConfig.from_dict(settings["train"]), NetConfig.from_dict(settings["net"])
 scope = space.get("scope", "emodarts")
 feature_dir = feature_dir or str(results_root() / "features")
 if model == "genome" and genome_json is None:

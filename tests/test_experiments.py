@@ -42,6 +42,27 @@ def test_presets_and_overrides():
         make_grid("paper", space={"cnn_cell": 2})
 
 
+def test_notebook_settings_fill_the_dicts_from_a_preset_key_by_key():
+    from emokit.config import UnknownSettingError
+    from emokit.experiments import notebook_settings
+
+    quick = notebook_settings("quick", search={"epochs": 3}, normalization=None)
+    assert quick["search"] == {**PRESETS["quick"]["search"], "epochs": 3}
+    assert quick["space"] == PRESETS["quick"]["space"] and quick["normalization"] == "speaker"
+    assert quick["val_speakers"] == 0 and quick["classical"] == {}
+    assert notebook_settings("paper", train={"epochs": 2})["train"] == {**PRESETS["paper"]["train"], "epochs": 2}
+    bare = notebook_settings(None, features={"n_mfcc": 40}, normalization="speaker", val_speakers=1)
+    assert bare["features"] == {"n_mfcc": 40} and bare["search"] == {} and bare["normalization"] == "speaker"
+    assert bare["val_speakers"] == 1
+    # The grid makes the same dicts from the same preset and overrides.
+    grid = make_grid("quick", search={"epochs": 3})
+    assert all(quick[key] == getattr(grid, key) for key in ("features", "space", "search", "net", "train"))
+    with pytest.raises(KeyError, match="unknown preset 'fast'; known presets: paper, quick"):
+        notebook_settings("fast")
+    with pytest.raises(UnknownSettingError, match=r"'search': unknown SearchConfig settings \['epoch'\]"):
+        notebook_settings("quick", search={"epoch": 3})
+
+
 def test_grid_from_yaml(tmp_path):
     config = tmp_path / "grid.yaml"
     config.write_text("corpora: [emovo]\nscopes: [lstm, rnn]\nsearch:\n  epochs: 3\n")

@@ -40,11 +40,14 @@ def test_notebook_01_parameters_cell():
     (cell,) = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     namespace: dict = {}
     exec(cell.source, namespace)  # plain assignments only
-    expected = dict(corpus="emodb", data_root=None, features={}, output_dir=None, n_jobs=-1)
+    expected = dict(corpus="emodb", preset="quick", data_root=None, features={}, output_dir=None, n_jobs=-1)
     assert {k: namespace[k] for k in expected} == expected
+    from emokit.experiments import PRESETS, notebook_settings
     from emokit.features import FeatureConfig
 
-    config = FeatureConfig.from_dict(namespace["features"])  # {}: the paper's maps
+    quick = FeatureConfig.from_dict(notebook_settings("quick", features={"n_mels": 64})["features"])
+    assert (quick.kind, quick.duration, quick.n_mels) == ("logmel", PRESETS["quick"]["features"]["duration"], 64)
+    config = FeatureConfig.from_dict(notebook_settings("paper")["features"])  # the paper's maps
     assert (config.duration, config.sample_rate, config.n_mfcc, config.n_mels, config.hop_length, config.n_fft,
             config.time_pool, config.kind) == (8.0, 16000, 128, 128, 250, 1024, 4, "mfcc")
 
@@ -60,7 +63,7 @@ def test_notebook_01_runs_on_emodb(tmp_path, datasets_root):
     executed = tmp_path / "01_features.out.ipynb"
     papermill.execute_notebook(
         str(NOTEBOOK_01), str(executed),
-        parameters=dict(corpus="emodb", data_root=str(datasets_root), output_dir=str(output_dir), n_jobs=1,
+        parameters=dict(corpus="emodb", preset=None, data_root=str(datasets_root), output_dir=str(output_dir), n_jobs=1,
                         features=TINY),
         kernel_name="python3", cwd=str(REPO), progress_bar=False, execution_timeout=300,
     )
@@ -105,4 +108,5 @@ def test_notebook_01_by_hand_reads_the_checkouts_data_folder(tmp_path, datasets_
             link.unlink()
     text = (tmp_path / "01.ipynb").read_text()
     assert "(339, 1, 40, 32) float32" in text and str(REPO / "data" / "emodb") in text
-    assert list((tmp_path / "results" / "features").glob("emodb-mfcc-*.npy"))
+    # The default preset, quick, makes log-mel maps; `features` changed single keys of it.
+    assert list((tmp_path / "results" / "features").glob("emodb-logmel-*.npy"))

@@ -10,7 +10,7 @@ from torch import nn
 from emokit.search.architect import BF16_SWITCH, bf16_runs, resolve_precision
 from emokit.resume import load_checkpoint, pack, save_checkpoint, unpack
 from emokit.search import speed
-from emokit.search.budget import checkpoints_written, estimate_cost, format_cost
+from emokit.search.budget import checkpoints_written, cost_advice, estimate_cost, format_cost
 from emokit.search.cells import MixedOp
 from emokit.search.genotype import Genome, collapse_report, derive_cell, edge_labels, n_edges, undecided_report
 from emokit.search.loop import SearchConfig, SearchInterrupted, load_search, run_search, split_halves
@@ -499,6 +499,36 @@ def test_cost_estimate_times_warm_up_epochs_as_weight_only_steps(monkeypatch, bu
     assert ragged["steps_per_epoch"] == 6 and ragged["epoch_seconds"] == 18.0 and ragged["warmup_epoch_seconds"] == 6.0
     merged = estimate_cost(TINY, SearchConfig(batch_size=4, epochs=3, warmup_epochs=2), n_search=42, repeats=3)
     assert merged["steps_per_epoch"] == 5 and merged["epoch_seconds"] == 15.0
+
+
+def test_cost_estimate_on_a_cpu_times_a_few_maps_and_scales_to_the_batch(monkeypatch, budget_clock):
+    # A fake step whose time grows with its maps, 0.5 s each: the paper's
+    # batch of 64 would take minutes to time on a CPU; 8 maps take seconds.
+    from emokit.search import budget
+
+    clock, sizes = budget_clock, []
+    real_make = budget.make_search_step
+
+    def make_timed_step(*args):
+        take_step = real_make(*args)
+
+        def timed_step(x_w, y_w, x_a, y_a, lr, alphas_move):
+            sizes.append(len(x_w))
+            clock["now"] += 0.5 * len(x_w)
+            return take_step(x_w, y_w, x_a, y_a, lr, alphas_move)
+        return timed_step
+
+    monkeypatch.setattr(budget, "make_search_step", make_timed_step)
+    cost = estimate_cost(TINY, SearchConfig(batch_size=32, epochs=300), n_search=200)
+    assert max(sizes) == 8 and cost["timed_batch_size"] == 8
+    assert cost["step_seconds"] == 16.0 and cost["steps_per_epoch"] == 4  # 100 rows: 3 x 32 and 4
+    assert cost["epoch_seconds"] == pytest.approx(3 * 16.0 + 2.0)
+    assert cost["peak_memory_bytes"] is None and cost["projected_memory_bytes"] > 0
+    assert "timed on 8 maps, scaled" in format_cost(cost) and "projected memory of a step" in format_cost(cost)
+    advice = cost_advice(cost)  # 300 epochs of 50 s: 4.2 h
+    assert advice.startswith("This search is projected to take 4.2 h on the CPU") and 'preset = "quick"' in advice
+    assert cost_advice({**cost, "total_seconds": 600.0}) is None
+    assert cost_advice({**cost, "device": "cuda:0"}) is None
 
 
 def test_cost_estimate_adds_the_recording_of_cuda_graphs_once_per_batch_size(monkeypatch, budget_clock):

@@ -14,7 +14,7 @@ from emokit.resume import epoch_batches, save_checkpoint
 from emokit.search.architect import Architect, precision_context, resolve_precision
 from emokit.search.graphed import GraphedStep, make_search_step
 from emokit.search.loop import SearchConfig, split_halves
-from emokit.search.memory import choose_recompute
+from emokit.search.memory import choose_recompute, step_bytes
 from emokit.search.supernet import SearchSpace, Supernet, count_parameters
 from emokit.utils import resolve_device, reuse_freed_memory
 
@@ -87,8 +87,11 @@ def checkpoints_written(epochs: int, epoch_seconds: float, every_s: float) -> in
     return int(np.ceil(epochs / per))
 
 
+CPU_PROBE_BATCH = 8  # on a CPU, steps are timed on this many maps and scaled: seconds, not minutes
+
+
 def estimate_cost(space: SearchSpace, config: SearchConfig = SearchConfig(), n_search: int | None = None,
-                  repeats: int = 1, fast: bool = True) -> dict:
+                  repeats: int = 1, fast: bool = True, probe_batch: int | None = CPU_PROBE_BATCH) -> dict:
     """Measure one search step of ``space`` under ``config`` (its batch size,
     order, precision, layout, edge recomputation and device) on random data.
 
@@ -98,11 +101,18 @@ def estimate_cost(space: SearchSpace, config: SearchConfig = SearchConfig(), n_s
         (``config.epochs``) are projected
     repeats : timed steps (the median is reported) after one warm-up step
     fast : False times the plain DARTS reference (:mod:`emokit.search.cells`)
+    probe_batch : on a CPU, time steps of at most this many maps and scale
+        them to the batch (a CPU step's time grows about linearly with its
+        maps; the paper's step at batch 64 takes minutes to time); None or a
+        GPU: time the batch itself
 
     Returns
     -------
     dict with ``parameters`` (supernet weights), ``step_seconds``,
-    ``forward_seconds``, ``peak_memory_bytes`` (None if unmeasurable),
+    ``forward_seconds``, ``peak_memory_bytes`` (None if unmeasurable or
+    timed on fewer maps: then ``projected_memory_bytes``,
+    :func:`~emokit.search.memory.step_bytes`), ``timed_batch_size`` (the
+    maps a timed step had),
     ``checkpoint_seconds`` (writing one checkpoint),
     ``recompute_edges`` (as :func:`~emokit.search.memory.choose_recompute`
     decided; ``MemoryError`` when the step cannot fit), ``cuda_graphs``
@@ -129,8 +139,9 @@ def estimate_cost(space: SearchSpace, config: SearchConfig = SearchConfig(), n_s
     architect = Architect(model, a_opt, order, config.w_momentum, config.w_weight_decay)
     take_step = make_search_step(model, w_opt, architect, config, device, recompute)
     graphed = isinstance(take_step, GraphedStep)
-    x = torch.randn(batch_size, 1, *space.input_shape, device=device).contiguous(memory_format=memory_format)
-    y = torch.randint(0, space.n_classes, (batch_size,), device=device)
+    timed = batch_size if device.type == "cuda" or probe_batch is None else min(batch_size, probe_batch)
+    x = torch.randn(timed, 1, *space.input_shape, device=device).contiguous(memory_format=memory_format)
+    y = torch.randint(0, space.n_classes, (timed,), device=device)
 
     def sync():
         if device.type == "cuda":
@@ -150,13 +161,16 @@ def estimate_cost(space: SearchSpace, config: SearchConfig = SearchConfig(), n_s
 
     def median_step_seconds(alphas_move: bool, rows: int = batch_size) -> float:
         """Median seconds of ``repeats`` search steps on ``rows`` maps
-        (``alphas_move`` False: weights only)."""
-        if graphed and rows not in recording:
-            recording[rows] = step_seconds(rows, alphas_move)
-        return sorted(step_seconds(rows, alphas_move) for _ in range(repeats))[repeats // 2]
+        (``alphas_move`` False: weights only), timed on at most ``timed``
+        maps and scaled to ``rows``."""
+        measured = min(rows, timed)
+        if graphed and measured not in recording:
+            recording[measured] = step_seconds(measured, alphas_move)
+        seconds = sorted(step_seconds(measured, alphas_move) for _ in range(repeats))[repeats // 2]
+        return seconds * rows / measured
 
     if not graphed:
-        step_seconds(batch_size, True)  # warm-up: kernel selection, allocations
+        step_seconds(timed, True)  # warm-up: kernel selection, allocations
     with PeakMemory(device) as memory:  # graphs keep their memory: recording them counts
         step = median_step_seconds(True)
     # Warm-up epochs run weight steps only: cheaper.
@@ -171,10 +185,13 @@ def estimate_cost(space: SearchSpace, config: SearchConfig = SearchConfig(), n_s
         start = time.perf_counter()
         model(x)
         sync()
-        forward = time.perf_counter() - start
-    out = {"device": str(device), "batch_size": batch_size, "order": order, "precision": precision,
-           "parameters": count_parameters(model), "step_seconds": step, "forward_seconds": forward,
-           "samples_per_second": batch_size / step, "peak_memory_bytes": memory.peak, "recompute_edges": recompute,
+        forward = (time.perf_counter() - start) * batch_size / timed
+    projected = None if timed == batch_size else step_bytes(space, config, recompute, device, fast)[0]
+    out = {"device": str(device), "batch_size": batch_size, "timed_batch_size": timed, "order": order,
+           "precision": precision, "parameters": count_parameters(model), "step_seconds": step,
+           "forward_seconds": forward, "samples_per_second": batch_size / step,
+           "peak_memory_bytes": memory.peak if timed == batch_size else None, "projected_memory_bytes": projected,
+           "recompute_edges": recompute,
            "checkpoint_seconds": checkpoint,
            "cuda_graphs": graphed and take_step.record}
     if n_search is not None:
@@ -202,12 +219,15 @@ def estimate_cost(space: SearchSpace, config: SearchConfig = SearchConfig(), n_s
 
 def format_cost(cost: dict) -> str:
     """One readable paragraph of :func:`estimate_cost`'s figures."""
-    mem = cost["peak_memory_bytes"]
+    mem, projected = cost["peak_memory_bytes"], cost.get("projected_memory_bytes")
+    timed = cost.get("timed_batch_size", cost["batch_size"])
+    scaled = f" (timed on {timed} maps, scaled)" if timed != cost["batch_size"] else ""
     lines = [
         f"supernet: {cost['parameters'] / 1e6:.2f} M weights on {cost['device']}",
-        f"one {cost['order']}-order step at batch {cost['batch_size']}: {cost['step_seconds']:.2f} s "
+        f"one {cost['order']}-order step at batch {cost['batch_size']}: {cost['step_seconds']:.2f} s{scaled} "
         f"({cost['samples_per_second']:.1f} samples/s), forward only {cost['forward_seconds']:.2f} s",
         (f"peak memory of the process during a step: {mem / 2**30:.2f} GiB" if mem is not None
+         else f"projected memory of a step: {projected / 2**30:.2f} GiB" if projected is not None
          else "peak memory: not measurable here")
         + (", CNN edges recomputed in the backward pass" if cost.get("recompute_edges") else "")
         + (", the step replayed from CUDA graphs" if cost.get("cuda_graphs") else ""),
@@ -222,3 +242,17 @@ def format_cost(cost: dict) -> str:
     if "total_seconds" in cost:
         lines[-1] += f", {cost['total_seconds'] / 60:.1f} min for the whole search"
     return "\n".join(lines)
+
+
+LONG_CPU_SEARCH_S = 30 * 60
+
+
+def cost_advice(cost: dict) -> str | None:
+    """A warning for a search on a CPU projected past 30 minutes (by
+    :func:`estimate_cost` with ``n_search``) that names the faster ways; else None."""
+    total = cost.get("total_seconds")
+    if total is None or not cost["device"].startswith("cpu") or total <= LONG_CPU_SEARCH_S:
+        return None
+    return (f"This search is projected to take {total / 3600:.1f} h on the CPU (more than 30 minutes). Faster: "
+            "preset = \"quick\" (emokit's narrow supernet, a few minutes), fewer epochs (search = "
+            "{\"epochs\": ...}), PC-DARTS (space = {\"partial_channels\": 4}), or a GPU.")

@@ -73,7 +73,8 @@ def load_supernet(run_dir: str | Path, device="cpu") -> tuple[Supernet, SearchCo
     if not (run_dir / CHECKPOINT).exists():
         raise FileNotFoundError(f"{run_dir} has no {CHECKPOINT}; run a search there first (notebook 02)")
     saved = read_json(run_dir / "config.json")
-    identity = {"search_space": saved["search_space"], "search": saved["search"]}
+    # config.json holds the search's identity beside its meta (the data's fingerprint since it was recorded).
+    identity = {key: saved[key] for key in ("search_space", "search", "data") if key in saved}
     config = SearchConfig.from_dict(saved["search"])
     with torch.random.fork_rng():  # building draws weights, and a checkpoint restores the search's RNG state
         model = Supernet(SearchSpace.from_dict(saved["search_space"])).to(resolve_device(device))
