@@ -107,6 +107,7 @@ def run_summary(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from emokit.data import PAPER_CLASSES, corpus_root, load_corpus, summarize
+    from emokit.diagnosis import speaker_confound
     from emokit.splits import fold_table, make_folds
 
     status = 0
@@ -128,6 +129,7 @@ def run_summary(args: argparse.Namespace) -> int:
             skipped = manifest.attrs.get("skipped", [])
             if skipped:
                 print(f"skipped {len(skipped)} unreadable files, e.g. {skipped[0]['reason']}")
+            print(speaker_confound(manifest).describe(name))
             print(f"\n{len(folds)} folds:")
             print(fold_table(folds, manifest).to_string(index=False))
             print()

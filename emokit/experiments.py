@@ -254,15 +254,22 @@ def control_space(grid: Grid) -> dict:
     return {**grid.space, "scope": grid.scopes[0] if grid.scopes else grid.space.get("scope", "emodarts")}
 
 
-def data_fingerprint(grid: Grid, corpus: str) -> str:
-    """:func:`emokit.features.data_fingerprint` of ``corpus``'s files under
-    the grid's data root, read once per grid (``grid.fingerprints``)."""
+def corpus_manifest(grid: Grid, corpus: str):
+    """The manifest of ``corpus`` under the grid's data root (the paper's
+    classes; file headers not read)."""
+    from emokit.data import corpus_root, load_corpus
+
+    return load_corpus(corpus, corpus_root(corpus, grid.data_root), check_audio=False)
+
+
+def data_fingerprint(grid: Grid, corpus: str, manifest=None) -> str:
+    """:func:`emokit.features.data_fingerprint` of ``corpus``'s files (of
+    ``manifest`` when given), read once per grid (``grid.fingerprints``)."""
     if corpus not in grid.fingerprints:
-        from emokit.data import corpus_root, load_corpus
         from emokit.features import data_fingerprint as files_fingerprint
 
-        manifest = load_corpus(corpus, corpus_root(corpus, grid.data_root), check_audio=False)
-        grid.fingerprints[corpus] = files_fingerprint(manifest)
+        grid.fingerprints[corpus] = files_fingerprint(manifest if manifest is not None else
+                                                      corpus_manifest(grid, corpus))
     return grid.fingerprints[corpus]
 
 

@@ -17,6 +17,7 @@ import contextlib
 import os
 import time
 import traceback
+import warnings
 from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
@@ -24,7 +25,8 @@ from pathlib import Path
 import pandas as pd
 
 from emokit.cluster import run_on_dask, thread_env
-from emokit.experiments import Grid, Run, control_space, data_fingerprint, plan, run_settings
+from emokit.diagnosis import risky_settings, speaker_confound
+from emokit.experiments import Grid, Run, control_space, corpus_manifest, data_fingerprint, plan, run_settings
 from emokit.locks import FolderLock
 from emokit.utils import environment, read_json, write_json
 
@@ -254,8 +256,13 @@ def run_grid(grid: Grid, progress: bool = True) -> pd.DataFrame:
     say = print if progress else (lambda *a: None)
     results = Path(grid.results_dir)
     results.mkdir(parents=True, exist_ok=True)
-    for corpus in grid.corpora:  # read once here; Dask workers get them with the grid
-        data_fingerprint(grid, corpus)
+    for corpus in grid.corpora:
+        manifest = corpus_manifest(grid, corpus)
+        data_fingerprint(grid, corpus, manifest)  # read once here; Dask workers get them with the grid
+        confound = speaker_confound(manifest)
+        risky = risky_settings(grid.normalization, grid.val_speakers)
+        if confound.confounded and risky:
+            warnings.warn(f"{confound.describe(corpus)} This grid runs with {' and '.join(risky)}.", stacklevel=2)
     write_json(asdict(grid), results / "grid.json")
     runs = plan(grid)
     todo = [run for run in runs if not _finished(grid, run, run.info)]

@@ -67,9 +67,10 @@ n_jobs = -1
 # %matplotlib inline
 from pathlib import Path
 
-from IPython.display import display
+from IPython.display import Markdown, display
 
 from emokit.data import corpus_root, load_corpus, skipped_files, summarize
+from emokit.diagnosis import speaker_confound
 from emokit.experiments import notebook_settings
 from emokit.features import FeatureConfig, feature_map, load_audio
 from emokit.paths import results_root
@@ -98,10 +99,19 @@ print(f"{config.n_samples} samples -> {config.n_frames} frames -> map of {config
 # %%
 manifest = load_corpus(corpus, root=corpus_root(corpus, data_root))
 display(summarize(manifest))
+confound = speaker_confound(manifest)
+display(Markdown(f"**{confound.describe(corpus)}**" if confound.confounded else confound.describe(corpus)))
 display(manifest.head())
 print(f"skipped: {len(skipped_files(manifest))} files")
 
 # %% [markdown]
+# The line under the table says whether emotion and speaker are **confounded**:
+# in an acted corpus every speaker speaks every emotion, but if many speakers
+# speak a single one, subtracting each speaker's mean (speaker normalisation)
+# removes their emotion too, and validating on more utterances of the training
+# speakers rewards recognising voices. Then use `normalization="train"` and
+# `val_speakers >= 1` (`emokit.diagnosis`).
+#
 # The classes are not balanced, so later we report the **unweighted accuracy**
 # (UA, the mean of the per-class recalls) next to the plain accuracy (WA). The
 # second chart shows that speakers differ too, in how many utterances they
