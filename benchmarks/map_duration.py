@@ -4,9 +4,10 @@ lengths (1.4-9.0 s)? And does the cnn baseline's single filter train?
 For each map duration, a hand-designed baseline is retrained with the quick
 preset on every fold and seed. The duration is chosen on the **validation**
 UA (utterances of the training speakers); test UA is printed beside it
-only to report. With ``--cnn-filter`` the cnn baseline is trained with and
-without the BatchNorm of its filter instead, and the share of its filter's
-outputs above zero (a dead filter: about 0) is printed per run.
+only to report. With ``--cnn-filter`` the cnn baseline is trained plain,
+with the BatchNorm of its filter, and with that and a positive initial
+filter instead; per run the share of its filter's outputs above zero (a
+dead filter: about 0) and the sum of its weights (its sign) are printed.
 
     python benchmarks/map_duration.py --durations 3 4 5 6 --seeds 0 1 2
     python benchmarks/map_duration.py --cnn-filter --seeds 0 1 2
@@ -56,6 +57,8 @@ def train_runs(corpus, data, duration, model, seeds, folder, model_kwargs=None, 
                     front = net.front
                     out = front.norm(front.conv(torch.as_tensor(fold_data.x["train"])))
                 row["filter_active"] = float((out > 0).float().mean())
+                gain = front.norm.weight.item() if hasattr(front.norm, "weight") else 1.0
+                row["filter_sum"] = float(front.conv.weight.sum()) * gain
             rows.append(row)
             print(row, flush=True)
     return rows
@@ -79,9 +82,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         if args.cnn_filter:
             duration = QUICK["features"]["duration"]
-            rows = [dict(r, batch_norm=bn) for bn in (False, True)
-                    for r in train_runs(args.corpus, data, duration, "cnn", args.seeds, folder, {"batch_norm": bn})]
-            key = "batch_norm"
+            variants = {"plain": {"batch_norm": False, "positive_filter": False},
+                        "batch_norm": {"batch_norm": True, "positive_filter": False},
+                        "batch_norm + positive filter": {"batch_norm": True, "positive_filter": True}}
+            rows = [dict(r, variant=name) for name, kwargs in variants.items()
+                    for r in train_runs(args.corpus, data, duration, "cnn", args.seeds, Path(folder) / name, kwargs)]
+            key = "variant"
         else:
             rows = [r for d in args.durations for r in train_runs(args.corpus, data, d, args.model, args.seeds, folder)]
             for d in args.durations:

@@ -32,7 +32,7 @@ from emokit.config import Config
 from emokit.features import cache_key
 from emokit.fold_data import FoldData
 from emokit.locks import cache_lock
-from emokit.metrics import evaluate
+from emokit.metrics import below_chance, evaluate
 from emokit.splits import speaker_keys
 from emokit.utils import atomic_write_bytes, read_json, write_json
 from emokit.viz.training import confusion_matrix_figure
@@ -197,18 +197,20 @@ def fit_classical(values: np.ndarray, data: FoldData, run_dir: str | Path, confi
     x_role = {role: x[roles == role] for role in labels}
     x_fit = np.concatenate([x_role[r] for r in config.train_roles])
     y_fit = np.concatenate([labels[r] for r in config.train_roles])
-    val_ua = {}
+    val_ua, val_confusion = {}, {}
     for c in config.c_grid:  # selection on val only
         model = _classifier(config, c, seed).fit(x_fit, y_fit)
-        val_ua[c] = evaluate(labels["val"], model.predict(x_role["val"]), data.classes)["ua"] if len(labels["val"]) \
-            else float("nan")
+        scores = evaluate(labels["val"], model.predict(x_role["val"]), data.classes) if len(labels["val"]) else {}
+        val_ua[c], val_confusion[c] = scores.get("ua", float("nan")), scores.get("confusion")
     best_c = max(config.c_grid, key=lambda c: (val_ua[c], -c)) if len(labels["val"]) else config.c_grid[-1]
     model = _classifier(config, best_c, seed).fit(x_fit, y_fit)
     metrics = evaluate(labels["test"], model.predict(x_role["test"]), data.classes)
     n_params = int(model.coef_.size + model.intercept_.size) if hasattr(model, "coef_") else \
         int(model.dual_coef_.size + model.support_vectors_.size + model.intercept_.size)
     metrics.update(best_c=best_c, best_val_ua=val_ua.get(best_c), val_ua_by_c={str(c): v for c, v in val_ua.items()},
-                   parameters=n_params, train_seconds=time.perf_counter() - started)
+                   parameters=n_params, train_seconds=time.perf_counter() - started,
+                   val_confusion=val_confusion.get(best_c))
+    metrics["suspect"] = below_chance(metrics)
     write_json({"model_name": "classical", "classical": config.to_dict(), "classes": list(data.classes),
                 "normalization": data.normalization, "seed": seed,
                 "fold": {"index": int(data.fold.index), "test_speakers": list(data.fold.test_speakers)},

@@ -21,8 +21,10 @@ def collect(results_dir: str | Path) -> pd.DataFrame:
 
     Columns: corpus, name (search scope or baseline), kind (darts or
     baseline), fold, seed, status, ua, wa (fractions), best_val_ua (the
-    validation UA that chose the epoch), parameters, genome (JSON text),
-    search_seconds, train_seconds, run_dir, error.
+    validation UA that chose the epoch), suspect (why its validation or test
+    score is below chance, :func:`emokit.metrics.below_chance`; None when it
+    is not), parameters, genome (JSON text), search_seconds, train_seconds,
+    run_dir, error.
     """
     rows = []
     results_dir = Path(results_dir)
@@ -40,6 +42,7 @@ def collect(results_dir: str | Path) -> pd.DataFrame:
         if metrics_file.exists():
             metrics = json.loads(metrics_file.read_text())
             row.update(ua=metrics.get("ua"), wa=metrics.get("wa"), best_val_ua=metrics.get("best_val_ua"),
+                       suspect="; ".join(metrics.get("suspect") or []) or None,
                        parameters=metrics.get("parameters"),
                        train_seconds=metrics.get("train_seconds"), confusion=metrics.get("confusion"),
                        classes=json.loads((folder / "retrain" / "config.json").read_text()).get("classes"))
@@ -85,8 +88,9 @@ def mean_std(values: pd.Series, scale: float = 100.0) -> str:
 
 def summary_table(results: pd.DataFrame, names: list[str] | None = None) -> pd.DataFrame:
     """The paper's Tables 4 and 7: per corpus and model (scope or baseline),
-    UA and WA in % as mean ± std over folds and seeds, mean parameters, and
-    the number of finished runs.
+    UA and WA in % as mean ± std over folds and seeds, mean parameters, the
+    number of finished runs and how many of them scored below chance
+    (suspect, :func:`emokit.metrics.below_chance`).
 
     ``names`` picks and orders the models (e.g. the restricted scopes for
     Table 7).
@@ -98,8 +102,11 @@ def summary_table(results: pd.DataFrame, names: list[str] | None = None) -> pd.D
     for (corpus, name), group in done.groupby(["corpus", "name"], sort=False):
         rows.append({"corpus": corpus, "model": name, "UA %": mean_std(group["ua"]), "WA %": mean_std(group["wa"]),
                      "parameters": int(group["parameters"].mean()) if group["parameters"].notna().any() else None,
-                     "runs": len(group), "ua_mean": group["ua"].mean() * 100, "ua_std": group["ua"].std(ddof=0) * 100})
-    table = pd.DataFrame(rows, columns=["corpus", "model", "UA %", "WA %", "parameters", "runs", "ua_mean", "ua_std"])
+                     "runs": len(group),
+                     "below chance": int(group["suspect"].notna().sum()) if "suspect" in group else 0,
+                     "ua_mean": group["ua"].mean() * 100, "ua_std": group["ua"].std(ddof=0) * 100})
+    table = pd.DataFrame(rows, columns=["corpus", "model", "UA %", "WA %", "parameters", "runs", "below chance",
+                                        "ua_mean", "ua_std"])
     if names is not None:
         table["order"] = table["model"].map({n: i for i, n in enumerate(names)})
         table = table.sort_values(["corpus", "order"]).drop(columns="order")

@@ -176,6 +176,11 @@ def _execute_run(grid: Grid, run: Run, previous: dict) -> str:
                          dict(common, run_dir=str(folder / "retrain"), **model, net=grid.net,
                               train={**grid.train, "seed": run.seed, "device": grid.device}), grid.cell_timeout)
         info.update(status="done", error=None)
+        metrics = folder / "retrain" / "metrics.json"
+        suspect = read_json(metrics).get("suspect") if metrics.exists() else None
+        if suspect:  # below chance: said in run.json, the grid's table and notebook 05
+            info["suspect"] = suspect
+            print(f"SUSPECT {folder}: " + "; ".join(suspect))
         from emokit.viz.cells import dot_available
 
         if run.kind == "darts" and not dot_available():

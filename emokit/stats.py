@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from emokit.metrics import LIKELY_CAUSES
 from emokit.search.genotype import Genome, genome_agreement
 
 HAND_DESIGNED = ("cnn", "cnn_lstm", "cnn_lstm_att")
@@ -112,13 +113,18 @@ def paired_comparisons(results: pd.DataFrame, model: str = "emodarts",
     -------
     DataFrame with corpus, model, against, n, mean, ci_low, ci_high, p, wins
     (differences in UA percentage points), folds, p_folds
-    (:func:`fold_level_difference`) and a ``verdict`` sentence.
+    (:func:`fold_level_difference`), suspect (paired runs scored below
+    chance, :func:`emokit.metrics.below_chance`: no verdict is drawn then) and a
+    ``verdict`` sentence.
     """
     done = results[results["status"] == "done"]
     rows = []
     for corpus in dict.fromkeys(done["corpus"]):
         part = done[done["corpus"] == corpus]
         table = part.pivot_table(index=["fold", "seed"], columns="name", values="ua", aggfunc="mean")
+        suspects = (part.assign(flag=part["suspect"].notna().astype(int))
+                    .pivot_table(index=["fold", "seed"], columns="name", values="flag", aggfunc="max")
+                    if "suspect" in part else None)
         if model not in table:
             continue
         for other in against:
@@ -127,20 +133,25 @@ def paired_comparisons(results: pd.DataFrame, model: str = "emodarts",
                 continue
             pairs = table[[model, name]].dropna()
             result = paired_test(pairs[model], pairs[name])
+            result["suspect"] = int(suspects.reindex(pairs.index.tolist()).loc[:, [model, name]].fillna(0).to_numpy().sum()) \
+                if suspects is not None and {model, name} <= set(suspects.columns) else 0
             label = f"{name} (best baseline)" if other == "best baseline" else name
             rows.append({"corpus": corpus, "model": model, "against": label, **result,
                          "verdict": verdict(model, label, result)})
     columns = ["corpus", "model", "against", "n", "mean", "ci_low", "ci_high", "p", "wins", "folds", "p_folds",
-               "verdict"]
+               "suspect", "verdict"]
     return pd.DataFrame(rows, columns=columns)
 
 
 def decision(result) -> str:
     """What a paired difference shows: "better", "worse", "no difference
-    shown" or "too few" (fewer than 5 pairs). "better" and "worse" need a
+    shown", "too few" (fewer than 5 pairs) or "suspect" (a paired run scored
+    below chance: the numbers are not a comparison of models). "better" and "worse" need a
     Wilcoxon p below :data:`ALPHA` with the bootstrap interval on one side
     of 0 and, where ``result`` has ``p_folds`` (:func:`fold_level_difference`),
     the test over the folds too."""
+    if (result.get("suspect") or 0) > 0:
+        return "suspect"
     if result["n"] < 5:
         return "too few"
     significant = result["p"] < ALPHA and ("p_folds" not in result or result["p_folds"] < ALPHA)
@@ -162,7 +173,9 @@ def verdict(model: str, other: str, result: dict) -> str:
     sentence = {"too few": f"{model} vs {other}: {numbers}; too few paired runs (fewer than 5) to tell.",
                 "better": f"{model} beats {other}: {numbers}.",
                 "worse": f"{model} is worse than {other}: {numbers}.",
-                "no difference shown": f"{model} is not demonstrably better than {other}: {numbers}."}
+                "no difference shown": f"{model} is not demonstrably better than {other}: {numbers}.",
+                "suspect": f"{model} vs {other}: no verdict: {result.get('suspect')} of the paired runs scored below "
+                           f"chance, likely from {LIKELY_CAUSES} ({numbers})."}
     return sentence[decision(result)]
 
 

@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from emokit.augment import augment_batch, mixup
 from emokit.config import Config
 from emokit.fold_data import FoldData
-from emokit.metrics import evaluate
+from emokit.metrics import below_chance, evaluate
 from emokit.models import build_model, count_parameters
 from emokit.resume import CHECKPOINT, CheckpointTimer, epoch_batches, epoch_generator, load_checkpoint, save_checkpoint
 from emokit.search.genotype import Genome
@@ -254,7 +254,8 @@ def _fit(model_name, data, run_dir, config, genome, model_kwargs, description, r
                   "val_ua": val["ua"], "val_wa": val["wa"], "seconds": time.perf_counter() - start}
         log.append(record)
         if not len(x_val) or val["ua"] > state["best_ua"]:  # strict: ties keep the earlier epoch
-            state.update(best_state=_cpu_copy(model.state_dict()), best_epoch=epoch + 1, best_ua=val["ua"], best_wa=val["wa"])
+            state.update(best_state=_cpu_copy(model.state_dict()), best_epoch=epoch + 1, best_ua=val["ua"], best_wa=val["wa"],
+                         best_val_confusion=val.get("confusion"))
         timer.end_epoch(epoch + 1 == config.epochs, write_checkpoint, callback, dict(record))
         bar.update(1)
         bar.set_postfix(loss=f"{train_loss:.3f}", val_ua=f"{val['ua']:.3f}")
@@ -271,7 +272,8 @@ def _finish(run_dir: Path, model, state: dict, data: FoldData, description: dict
     metrics = {**test, "best_epoch": state["best_epoch"], "best_val_ua": _finite(state["best_ua"]),
                "best_val_wa": _finite(state["best_wa"]),
                "epochs_run": len(log), "parameters": count_parameters(model),
-               "train_seconds": float(sum(r["seconds"] for r in log))}
+               "train_seconds": float(sum(r["seconds"] for r in log)), "val_confusion": state.get("best_val_confusion")}
+    metrics["suspect"] = below_chance(metrics)
     write_json(description, run_dir / "config.json")
     atomic_torch_save(state["best_state"], run_dir / "model.pt")
     _write_log(run_dir, log)  # also the epochs since the last checkpoint

@@ -44,6 +44,7 @@ scopes = ["emodarts", "lstm", "lstm_att", "rnn", "rnn_att"]
 from pathlib import Path
 from IPython.display import Markdown, display
 
+from emokit.metrics import LIKELY_CAUSES
 from emokit.paths import results_root
 from emokit.results import collect, export_table, per_fold_table, summary_table
 from emokit.search.genotype import Genome
@@ -59,6 +60,11 @@ failed = results[results["status"] != "done"]
 if len(failed):
     display(Markdown(f"**{len(failed)} runs not finished** (see their run.json):"))
     display(failed[["corpus", "name", "fold", "seed", "status", "error"]])
+suspect = results[results["suspect"].notna()] if "suspect" in results else results.iloc[:0]
+if len(suspect):  # below chance: no verdict below is drawn from their pairs
+    display(Markdown(f"**{len(suspect)} runs scored significantly below chance** (suspect; likely causes: "
+                     f"{LIKELY_CAUSES}):"))
+    display(suspect[["corpus", "name", "fold", "seed", "suspect"]])
 
 # %% [markdown]
 # ## emoDARTS vs the controls and the baselines (the paper's Table 4) and the restricted scopes (Table 7)

@@ -101,3 +101,37 @@ def test_summary_and_grid_say_so_before_running(tmp_path, capsys, monkeypatch):
     assert message.endswith("This grid runs with normalization 'speaker' and val_speakers 0.")
     assert grid_warnings("confounded", normalization="train", val_speakers=1) == []
     assert grid_warnings("balanced") == []
+
+
+def test_chance_test_on_counts():
+    from emokit.metrics import below_chance, chance_test
+
+    balanced_right = [[9, 1, 0, 0], [1, 9, 0, 0], [0, 0, 9, 1], [0, 0, 1, 9]]
+    assert chance_test(balanced_right)["chance"] == pytest.approx(0.25) and chance_test(balanced_right)["p"] > 0.99
+    always_anger = [[10, 0, 0, 0], [10, 0, 0, 0], [10, 0, 0, 0], [10, 0, 0, 0]]  # ignores its input: at chance
+    assert chance_test(always_anger)["chance"] == pytest.approx(0.25) and below_chance({"confusion": always_anger}) == []
+    wrong = [[0, 10, 0, 0], [0, 0, 10, 0], [0, 0, 0, 10], [10, 0, 0, 0]]  # systematically wrong
+    (reason,) = below_chance({"confusion": balanced_right, "val_confusion": wrong})
+    assert reason.startswith("validation: 0 of 40 right (0 %), below chance (25 %; binomial p")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layout", ["confounded", "balanced"])
+def test_the_guard_fires_on_the_speaker_normalised_classical_control_only_where_speakers_hold_one_emotion(
+        tmp_path, layout):
+    """Speaker normalisation centres each speaker's functionals; where a
+    speaker speaks one emotion, a held-out utterance of theirs then points
+    away from their others, and validation lands below chance."""
+    from emokit.pipeline import prepare_fold, retrain_fold
+
+    rows = confounded_rows(speakers=8, files=40) if layout == "confounded" else balanced_rows(speakers=8, takes=10)
+    write_corpus(tmp_path / "data" / "csv", rows)
+    assert speaker_confound(manifest(rows)).confounded == (layout == "confounded")
+    data = prepare_fold("csv", 0, tmp_path / "data", {"duration": 0.5, "n_mfcc": 16, "n_mels": 16},
+                        tmp_path / "features", normalization="speaker", n_jobs=1, progress=False)
+    metrics = retrain_fold(data, tmp_path / "run", model="classical", cache_dir=tmp_path / "functionals",
+                           progress=False)
+    if layout == "confounded":
+        assert metrics["suspect"] and metrics["suspect"][0].startswith("validation: ")
+    else:
+        assert metrics["suspect"] == [] and metrics["best_val_ua"] > 0.9
