@@ -292,8 +292,12 @@ def load_trained(run_dir: str | Path, device="cpu") -> tuple[nn.Module, dict]:
     config = read_json(run_dir / "config.json")
     genome = Genome.from_dict(config["genome"]) if config.get("genome") else None
     device = resolve_device(device)
-    model = build_model(config["model_name"], genome=genome, n_classes=len(config["classes"]), **config["model_kwargs"])
-    model.load_state_dict(torch.load(run_dir / "model.pt", map_location=device, weights_only=True))
+    state = torch.load(run_dir / "model.pt", map_location=device, weights_only=True)
+    kwargs = dict(config["model_kwargs"])
+    if config["model_name"] == "cnn" and "front.norm.weight" not in state:
+        kwargs.setdefault("batch_norm", False)  # trained before the cnn normalised its filter
+    model = build_model(config["model_name"], genome=genome, n_classes=len(config["classes"]), **kwargs)
+    model.load_state_dict(state)
     return model.to(device).eval(), config
 
 

@@ -46,7 +46,7 @@
 #
 # **Augmentation** (off by default, not in the paper) fights over-fitting on
 # small corpora: EmoDB gives about 270 training utterances per fold. Each batch
-# can be rolled along time (`time_shift`: where speech sits in the 8 s window
+# can be rolled along time (`time_shift`: where speech sits in the window
 # says nothing about emotion), have bands blanked (`freq_masks`, `time_masks`:
 # SpecAugment) and be blended pairwise with its labels (`mixup`).
 

@@ -3,6 +3,7 @@ exactly, finished runs are reused, and test speakers never leak."""
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pandas as pd
@@ -247,3 +248,23 @@ def test_random_search_keeps_the_candidate_with_the_best_validation_ua(tiny_fold
     assert random_search(tiny_fold_data, run, FAST, net, space, candidates=3, progress=False)["chosen"] == other
     with pytest.raises(ValueError, match="1 or more candidates"):
         random_search(tiny_fold_data, run, FAST, net, space, candidates=0)
+
+
+def test_a_cnn_trained_before_its_filter_was_normalised_still_loads(tiny_fold_data, tmp_path):
+    genome, kwargs = SETUPS["cnn"]
+    train_model("cnn", tiny_fold_data, tmp_path, FAST, model_kwargs={**kwargs, "batch_norm": False}, progress=False)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["model_kwargs"].pop("batch_norm")  # as an older emokit wrote it
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    model, _ = load_trained(tmp_path)
+    assert isinstance(model.front.norm, torch.nn.Identity)
+
+
+def test_the_cnn_filter_is_normalised_and_starts_positive():
+    torch.manual_seed(0)
+    cnn = build_model("cnn", input_shape=(32, 32))
+    assert isinstance(cnn.front.norm, torch.nn.BatchNorm2d) and (cnn.front.conv.weight >= 0).all()
+    torch.manual_seed(0)
+    paper = build_model("cnn", input_shape=(32, 32), batch_norm=False, positive_filter=False)
+    assert isinstance(paper.front.norm, torch.nn.Identity) and (paper.front.conv.weight < 0).any()
+    assert torch.equal(cnn.front.conv.weight, paper.front.conv.weight.abs())  # the same draw, its signs dropped
