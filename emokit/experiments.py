@@ -134,11 +134,21 @@ class Grid:
             raise ValueError("give one of workers > 1, scheduler and cluster, not several")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be None or >= 1, got {self.threads!r}")
-        for key, cls in SETTINGS.items():  # a typo fails here, before anything runs
-            try:
-                cls.from_dict(getattr(self, key))
-            except UnknownSettingError as exc:
-                raise UnknownSettingError(f"grid '{key}': {exc}") from None
+        check_settings({key: getattr(self, key) for key in SETTINGS}, "grid ")  # a typo fails before anything runs
+
+
+def check_settings(dicts: dict[str, dict], where: str = "") -> None:
+    """Raise :class:`UnknownSettingError` naming the dict (``where`` + its
+    key) and the known fields when a dict of :data:`SETTINGS` has a key its
+    dataclass lacks."""
+    for key, cls in SETTINGS.items():
+        try:
+            cls.from_dict(dicts.get(key) or {})
+        except UnknownSettingError as exc:
+            raise UnknownSettingError(f"{where}'{key}': {exc}") from None
+
+
+GRID_SETTINGS = [name for name in Grid.__dataclass_fields__ if name != "fingerprints"]  # what users may set
 
 
 def make_grid(preset: str = "quick", config_file: str | Path | None = None, **overrides) -> Grid:
@@ -156,10 +166,9 @@ def make_grid(preset: str = "quick", config_file: str | Path | None = None, **ov
         updates.append(yaml.safe_load(Path(config_file).read_text()) or {})
     updates.append({k: v for k, v in overrides.items() if v is not None})
     for update in updates:
-        unknown = set(update) - set(Grid.__dataclass_fields__) | ({"fingerprints"} & set(update))
+        unknown = set(update) - set(GRID_SETTINGS)
         if unknown:
-            raise UnknownSettingError(f"unknown grid settings {sorted(unknown)}; known: "
-                                      f"{', '.join(f for f in Grid.__dataclass_fields__ if f != 'fingerprints')}")
+            raise UnknownSettingError(f"unknown grid settings {sorted(unknown)}; known: {', '.join(GRID_SETTINGS)}")
         for key, value in update.items():
             if isinstance(value, dict) and isinstance(settings.get(key), dict):
                 settings[key].update(value)
@@ -197,11 +206,7 @@ def notebook_settings(preset: str | None = "quick", normalization: str | None = 
         raise UnknownSettingError(f"unknown settings {sorted(unknown)}; known: {', '.join(NOTEBOOK_SETTINGS)}")
     base = copy.deepcopy(PRESETS[preset]) if preset else {}
     settings = {key: {**base.get(key, {}), **(dicts.get(key) or {})} for key in NOTEBOOK_SETTINGS}
-    for key, cls in SETTINGS.items():
-        try:
-            cls.from_dict(settings[key])
-        except UnknownSettingError as exc:
-            raise UnknownSettingError(f"'{key}': {exc}") from None
+    check_settings(settings)
     settings["normalization"] = normalization or base.get("normalization", "train")
     settings["val_speakers"] = val_speakers if val_speakers is not None else base.get("val_speakers", 0)
     return settings
