@@ -164,8 +164,9 @@ if estimate:
     batch = min(config.batch_size, len(data.y["search"]) // 2)
     cost = estimate_cost(search_space, config.replace(batch_size=batch), n_search=len(data.y["search"]))
     print(format_cost(cost))
-    if cost_advice(cost):
-        display(Markdown(f"**{cost_advice(cost)}**"))
+    advice = cost_advice(cost)
+    if advice:
+        display(Markdown(f"**{advice}**"))
 
 # %% [markdown]
 # ## Search
