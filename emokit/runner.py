@@ -261,11 +261,11 @@ def run_grid(grid: Grid, progress: bool = True) -> pd.DataFrame:
     say = print if progress else (lambda *a: None)
     results = Path(grid.results_dir)
     results.mkdir(parents=True, exist_ok=True)
+    risky = risky_settings(grid.normalization, grid.val_speakers)
     for corpus in grid.corpora:
         manifest = corpus_manifest(grid, corpus)
         data_fingerprint(grid, corpus, manifest)  # read once here; Dask workers get them with the grid
         confound = speaker_confound(manifest)
-        risky = risky_settings(grid.normalization, grid.val_speakers)
         if confound.confounded and risky:
             warnings.warn(f"{confound.describe(corpus)} This grid runs with {' and '.join(risky)}.", stacklevel=2)
     write_json(asdict(grid), results / "grid.json")
