@@ -98,30 +98,36 @@ def run_predict(args: argparse.Namespace) -> int:
 def _summary_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", metavar="DIR", default=None,
                         help="folder holding one subfolder per corpus (default: $EMOKIT_DATA, else the checkout's data/, else ./data)")
-    parser.add_argument("--corpora", nargs="+", default=["emodb", "emovo"], metavar="NAME",
-                        help="corpus names (default: emodb emovo)")
+    parser.add_argument("--corpora", nargs="+", default=None, metavar="NAME",
+                        help="corpus names (default: every corpus under the data folder)")
 
 
-@command("summary", "files, speakers, classes and folds of corpora (the paper's four classes)", _summary_arguments)
+@command("summary", "files, speakers, classes and folds of the corpora under the data folder", _summary_arguments)
 def run_summary(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from emokit.data import PAPER_CLASSES, corpus_root, load_corpus, summarize
+    from emokit.data import available_corpora, corpus_classes, corpus_root, load_corpus, summarize
     from emokit.diagnosis import speaker_confound
-    from emokit.splits import fold_table, make_folds
+    from emokit.splits import SCHEME_RULES, fold_scheme, fold_table, make_folds
 
     status = 0
-    for name in args.corpora:
+    names = args.corpora or available_corpora(args.data)
+    if not names:
+        print(f"no corpus under {args.data or 'the data folder'}: download EmoDB with `emokit download emodb`, or "
+              "put a corpus there (<name>/manifest.csv with columns path, speaker, label)", file=sys.stderr)
+        return 1
+    for name in names:
         try:
-            manifest = load_corpus(name, root=corpus_root(name, args.data), classes=PAPER_CLASSES)
+            classes = corpus_classes(name, args.data)
+            manifest = load_corpus(name, root=corpus_root(name, args.data), classes=classes)
         except (FileNotFoundError, KeyError, ValueError) as exc:
             print(f"{name}: {exc}", file=sys.stderr)
             status = 1
             continue
-        folds = make_folds(manifest)
+        folds = make_folds(manifest)  # warns, naming them, about test folds without a class
         with pd.option_context("display.width", 200):
             print(f"== {name}: {len(manifest)} files, {manifest['speaker'].nunique()} speakers "
-                  f"(classes: {', '.join(PAPER_CLASSES)})")
+                  f"(classes: {', '.join(classes)})")
             print(summarize(manifest).to_string())
             left_out = manifest.attrs.get("left_out_by_class", {})
             if left_out:
@@ -130,7 +136,7 @@ def run_summary(args: argparse.Namespace) -> int:
             if skipped:
                 print(f"skipped {len(skipped)} unreadable files, e.g. {skipped[0]['reason']}")
             print(speaker_confound(manifest).describe(name))
-            print(f"\n{len(folds)} folds:")
+            print(f"\n{len(folds)} folds: {SCHEME_RULES[fold_scheme(manifest)]}")
             print(fold_table(folds, manifest).to_string(index=False))
             print()
     return status

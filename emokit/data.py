@@ -46,7 +46,9 @@ CANONICAL_LABELS = (
 )
 MANIFEST_COLUMNS = ["path", "corpus", "speaker", "gender", "session", "label", "raw_label"]
 
-CORPORA: Registry = Registry("corpus")
+CORPORA: Registry = Registry("corpus loader")
+
+CORPUS_SETTINGS_FILE = "corpus.yaml"  # beside a named corpus's manifest.csv: label_map, classes
 
 # What each loader expects under its root; used in "not found" messages.
 LAYOUTS = {
@@ -90,11 +92,15 @@ def load_corpus(
     Parameters
     ----------
     name : str
-        Registered loader name (see ``CORPORA.names()``).
+        Registered loader name (see ``CORPORA.names()``), or the name of a
+        folder ``<data root>/<name>/`` holding a ``manifest.csv`` (a *named
+        corpus*, read by :func:`load_csv`, with an optional ``corpus.yaml``
+        beside it: :func:`corpus_settings`). :func:`available_corpora` lists both.
     root : str or Path, optional
         Where the corpus lies; default :func:`corpus_root`.
     classes : sequence of str or None
-        Canonical labels to keep (default the paper's four); None keeps all.
+        Canonical labels to keep; None keeps all. The default keeps a named
+        corpus's ``classes`` from its ``corpus.yaml``, else the paper's four.
     check_audio : bool
         Read every file's header and leave out missing, unreadable or empty
         files. They are named in a warning and listed in
@@ -111,20 +117,25 @@ def load_corpus(
     Raises
     ------
     KeyError
-        Unknown corpus name (lists the known ones).
+        Neither a loader nor a named corpus (lists what is available).
     ValueError
         Unknown class name (lists the canonical ones).
     FileNotFoundError
         Missing root or no files in the expected layout.
     """
-    loader = CORPORA.get(name)
+    root = Path(root) if root is not None else corpus_root(name)
+    loader = _loader(name, root)
+    settings = corpus_settings(root) if loader is load_csv and root.is_dir() else {}
+    if loader is load_csv:
+        options = {"label_map": settings.get("label_map"), "name": name, **options}
+    if classes is PAPER_CLASSES and settings.get("classes"):  # the default: the corpus's own choice, if it made one
+        classes = tuple(settings["classes"])
     if isinstance(classes, str):
         classes = (classes,)
     if classes is not None:
         unknown = [c for c in classes if c not in CANONICAL_LABELS]
         if unknown:
             raise ValueError(f"unknown class(es) {unknown}; canonical labels are: {', '.join(CANONICAL_LABELS)}")
-    root = Path(root) if root is not None else corpus_root(name)
     if not root.exists():
         how = ("download it with `emokit download emodb` (EmoDB is free; `make demo` does it too) or set "
                "EMOKIT_DATA to the folder that holds emodb/" if name == "emodb" else
@@ -151,6 +162,75 @@ def load_corpus(
     manifest.attrs["skipped"] = skipped
     manifest.attrs["left_out_by_class"] = left_out  # label -> rows the class filter left out
     return manifest
+
+
+def _loader(name: str, root: Path):
+    """The loader of ``name``: registered, or :func:`load_csv` for a named corpus's folder."""
+    if name in CORPORA:
+        return CORPORA.get(name)
+    if (root / "manifest.csv").is_file():
+        return load_csv
+    data = root.parent
+    available = available_corpora(data)
+    raise KeyError(f"unknown corpus {name!r}: no loader of that name and no {root / 'manifest.csv'}. "
+                   f"Corpora under {data}: {', '.join(available) or 'none'}; loaders: {', '.join(CORPORA.names())}. "
+                   f"For a corpus of your own, write {root / 'manifest.csv'} with columns path, speaker, label "
+                   "(+ optional gender, session).")
+
+
+def available_corpora(data_root: str | Path | None = None) -> list[str]:
+    """Corpora under ``data_root`` (default :func:`emokit.paths.data_root`):
+    each folder named after a registered loader, and each folder holding a
+    ``manifest.csv`` (a named corpus), sorted."""
+    from emokit.paths import data_root as default_root
+
+    folder = Path(data_root if data_root is not None else default_root())
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir()
+                  if p.is_dir() and not p.name.startswith(".") and (p.name in CORPORA or (p / "manifest.csv").is_file()))
+
+
+def corpus_settings(root: str | Path) -> dict:
+    """A named corpus's ``corpus.yaml`` (beside its ``manifest.csv``), or {}.
+
+    Keys: ``label_map`` (the CSV's label names -> canonical emotion names,
+    e.g. ``{ang: anger, hap: happiness}``) and ``classes`` (the canonical
+    labels to keep by default, e.g. ``[anger, sadness, neutral]``); any
+    other key is an error naming the file.
+    """
+    path = Path(root) / CORPUS_SETTINGS_FILE
+    if not path.is_file():
+        return {}
+    import yaml
+
+    try:
+        settings = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path} is not valid YAML ({exc}); fix it or delete it") from None
+    if not isinstance(settings, dict):
+        raise ValueError(f"{path} must be a mapping with keys label_map and classes, got {type(settings).__name__}")
+    unknown = sorted(set(settings) - {"label_map", "classes"})
+    if unknown:
+        raise ValueError(f"{path}: unknown key(s) {unknown}; known: label_map, classes")
+    if not isinstance(settings.get("label_map") or {}, dict):
+        raise ValueError(f"{path}: label_map must map the CSV's labels to emotion names, e.g. {{ang: anger}}")
+    classes = settings.get("classes")
+    if classes is not None:
+        if isinstance(classes, str) or not all(c in CANONICAL_LABELS for c in classes):
+            raise ValueError(f"{path}: classes must be a list of canonical labels ({', '.join(CANONICAL_LABELS)}), "
+                             f"got {classes!r}")
+    return settings
+
+
+def corpus_classes(name: str, data_root: str | Path | None = None) -> tuple[str, ...]:
+    """The classes a corpus is used with by default: its ``corpus.yaml``'s
+    ``classes`` for a named corpus that sets them, else :data:`PAPER_CLASSES`."""
+    root = corpus_root(name, data_root)
+    if (name in CORPORA and name != "csv") or not root.is_dir():
+        return PAPER_CLASSES
+    classes = corpus_settings(root).get("classes")
+    return tuple(classes) if classes else PAPER_CLASSES
 
 
 def skipped_files(manifest: pd.DataFrame) -> pd.DataFrame:
@@ -482,7 +562,7 @@ def _normalize_gender(raw) -> str:
 
 
 @CORPORA.register("csv")
-def load_csv(root: Path, label_map: dict[str, str] | None = None) -> pd.DataFrame:
+def load_csv(root: Path, label_map: dict[str, str] | None = None, name: str = "csv") -> pd.DataFrame:
     """A corpus listed in a CSV: columns path, speaker, label [, session, gender, corpus].
 
     Parameters
@@ -498,12 +578,13 @@ def load_csv(root: Path, label_map: dict[str, str] | None = None) -> pd.DataFram
     ``joy``/``happy`` -> happiness ...); ``raw_label`` keeps them as given. A
     label that is still not a canonical emotion name (a typo such as
     ``angr``) is an error naming it, its row count and the fix.
-    ``corpus`` defaults to ``"csv"``; other columns are kept.
+    ``corpus`` defaults to ``name`` (the named corpus's folder name, or
+    ``"csv"``); other columns are kept.
     """
     root = Path(root)
     csv_path = root / "manifest.csv" if root.is_dir() else root
     if not csv_path.is_file():
-        raise FileNotFoundError(f"corpus 'csv': no {csv_path}; expected {LAYOUTS['csv']}")
+        raise FileNotFoundError(f"corpus {name!r}: no {csv_path}; expected {LAYOUTS['csv']}")
     table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
     missing = [c for c in ("path", "speaker", "label") if c not in table.columns]
     if missing:
@@ -516,12 +597,13 @@ def load_csv(root: Path, label_map: dict[str, str] | None = None) -> pd.DataFram
     if len(unknown):
         found = ", ".join(f"{label!r} ({count} rows)" for label, count in unknown.items())
         raise ValueError(f"{csv_path}: label(s) {found} are not emotion names emokit knows ({', '.join(CANONICAL_LABELS)}); "
-                         "fix them in the CSV or map them, e.g. load_corpus('csv', label_map={'angr': 'anger'})")
+                         f"fix them in the CSV or map them in {csv_path.parent / CORPUS_SETTINGS_FILE} "
+                         "(label_map: {angr: anger})")
     table["path"] = [_abs(base / p) for p in table["path"]]  # an absolute p wins in the join
     table["speaker"] = table["speaker"].str.strip()
     table["gender"] = table["gender"].map(_normalize_gender) if "gender" in table else "unknown"
     if "session" not in table:
         table["session"] = ""
     if "corpus" not in table:
-        table["corpus"] = "csv"
+        table["corpus"] = name
     return _rows_to_frame(table, "csv", root)

@@ -122,7 +122,8 @@ class Grid:
     scheduler: str | None = None
     cluster: dict | None = None
     threads: int | None = None  # CPU threads per run (None: cores / workers on a local cluster, else the worker's)
-    # Filled by the runner, not set by users: corpus -> emokit.features.data_fingerprint of its files.
+    # Filled by the runner, not set by users: corpus -> emokit.features.data_fingerprint of its files
+    # (and "<corpus>/folds" -> its fold scheme).
     fingerprints: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -278,6 +279,16 @@ def data_fingerprint(grid: Grid, corpus: str, manifest=None) -> str:
     return grid.fingerprints[corpus]
 
 
+def fold_scheme(grid: Grid, corpus: str) -> str:
+    """:func:`emokit.splits.fold_scheme` of ``corpus``, read once per grid."""
+    key = f"{corpus}/folds"  # no corpus name holds a "/"
+    if key not in grid.fingerprints:
+        from emokit.splits import fold_scheme as scheme_of
+
+        grid.fingerprints[key] = scheme_of(corpus_manifest(grid, corpus))
+    return grid.fingerprints[key]
+
+
 def run_settings(grid: Grid, run: Run) -> dict:
     """What a run's results depend on, its data included (the corpus's
     files: :func:`data_fingerprint`); a finished run with other settings is stale."""
@@ -285,6 +296,8 @@ def run_settings(grid: Grid, run: Run) -> dict:
                 "data_root": grid.data_root, "data": data_fingerprint(grid, run.corpus)}
     if grid.val_speakers:  # only when set: runs finished before the option stay current
         settings["val_speakers"] = grid.val_speakers
+    if fold_scheme(grid, run.corpus) == "groups":  # their test speakers changed when the folds were balanced
+        settings["folds"] = "balanced by class"
     if run.name == "classical":
         settings = {**settings, "classical": grid.classical}
     if run.kind == "darts" or run.name in ("random", "random_search"):

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from emokit.classical import ClassicalConfig, fit_classical, functionals
-from emokit.data import PAPER_CLASSES, corpus_root, load_corpus
+from emokit.data import PAPER_CLASSES, corpus_classes, corpus_root, load_corpus
 from emokit.features import FeatureConfig, extract
 from emokit.fold_data import FoldData, fold_data
 from emokit.models import NetConfig
@@ -64,13 +64,16 @@ def corpus_features(
 
 
 def prepare_fold(corpus: str, fold: int, data_root=None, features: FeatureConfig | dict | None = None,
-                 feature_dir="cache", classes: tuple[str, ...] = PAPER_CLASSES, split_seed: int = 0,
+                 feature_dir="cache", classes: tuple[str, ...] | None = None, split_seed: int = 0,
                  n_jobs: int = -1, progress: bool = True, normalization: str = "train",
                  val_speakers: int = 0) -> FoldData:
     """Features of a corpus (from the cache of notebook 01 when present) cut
     into fold ``fold`` of its speaker-independent folds (``val_speakers``:
-    :func:`emokit.splits.make_folds`)."""
+    :func:`emokit.splits.make_folds`). ``classes`` None: the corpus's own
+    (:func:`emokit.data.corpus_classes`: the paper's four unless a named
+    corpus's ``corpus.yaml`` says otherwise)."""
     config = as_config(FeatureConfig, features)
+    classes = tuple(classes) if classes is not None else corpus_classes(corpus, data_root)
     maps, manifest = corpus_features(corpus, data_root, config, feature_dir, classes, n_jobs, progress)
     folds = make_folds(manifest, seed=split_seed, val_speakers=val_speakers)
     if not 0 <= fold < len(folds):

@@ -18,10 +18,13 @@ class Registry(Generic[T]):
     kind : str
         What the registry holds ("op", "baseline", "corpus" ...); used in
         error messages.
+    plural : str, optional
+        The plural of ``kind`` where adding "s" is wrong ("corpora").
     """
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, plural: str | None = None):
         self.kind = kind
+        self.plural = plural or f"{kind}s"
         self._items: dict[str, T] = {}
 
     def register(self, name: str | None = None) -> Callable[[T], T]:
@@ -44,7 +47,7 @@ class Registry(Generic[T]):
             return self._items[name]
         except KeyError:
             known = ", ".join(sorted(self._items))
-            raise KeyError(f"unknown {self.kind} {name!r}; known {self.kind}s: {known}") from None
+            raise KeyError(f"unknown {self.kind} {name!r}; known {self.plural}: {known}") from None
 
     def __getitem__(self, name: str) -> T:
         return self.get(name)

@@ -12,7 +12,10 @@ Each fold holds out a group of speakers as the test set. The remaining
 
 Test groups follow the paper where it says how (one IEMOCAP / MSP-IMPROV
 session per fold) and pair one male with one female speaker for acted corpora
-with balanced genders (EmoDB: 5 folds, EMOVO: 3 folds).
+with balanced genders (EmoDB: 5 folds, EMOVO: 3 folds). Other corpora get
+speaker groups balanced by class (:func:`fold_imbalance`); a test fold that
+still lacks a class is named in a warning, and its UA is the mean recall
+over the classes it holds (:func:`emokit.metrics.evaluate`).
 """
 from __future__ import annotations
 
@@ -153,7 +156,28 @@ def make_folds(
             if shared:
                 raise AssertionError(f"fold {index}: val speakers {sorted(shared)} also train")
         folds.append(fold)
+    lacking = missing_classes(folds, manifest)
+    if lacking:
+        import warnings
+
+        where = "; ".join(f"fold {i} has no {', '.join(classes)}" for i, classes in lacking.items())
+        warnings.warn(f"{where} in its test speakers (no split of these speakers gives every test fold every class). "
+                      "Such a fold's UA is the mean recall over the classes it holds; compare folds with care, or "
+                      "use fewer folds (n_folds) or more speakers per class.", stacklevel=2)
     return folds
+
+
+def fold_scheme(manifest: pd.DataFrame, scheme: str = "auto") -> str:
+    """The scheme :func:`make_folds` uses for ``manifest`` (``"auto"`` resolved;
+    :data:`SCHEME_RULES` says each in words)."""
+    return _auto_scheme(manifest, speaker_keys(manifest)) if scheme == "auto" else scheme
+
+
+SCHEME_RULES = {
+    "session": "one recording session per fold (the published folds)",
+    "gender_pairs": "one man and one woman per fold (EmoDB's and EMOVO's folds)",
+    "groups": "speaker groups balanced by class",
+}
 
 
 def check_fold(fold: Fold, manifest: pd.DataFrame) -> None:
@@ -232,18 +256,114 @@ def _gender_pair_groups(manifest: pd.DataFrame, keys: pd.Series) -> list[list[st
     return [[man, woman] for man, woman in zip(men, women)]
 
 
+BALANCE_DRAWS = 20  # StratifiedGroupKFold draws that start _balanced_groups' local search
+
+
 def _balanced_groups(manifest: pd.DataFrame, keys: pd.Series, n_folds: int, seed: int) -> list[list[str]]:
-    """Speaker groups of similar size and class mix (StratifiedGroupKFold)."""
+    """Speaker groups of similar size and class mix.
+
+    A StratifiedGroupKFold draw is greedy: on a corpus whose speakers hold
+    few emotions and very different numbers of files it can leave a class
+    out of a test fold although a split holding every class exists. So the
+    best of :data:`BALANCE_DRAWS` draws (seeded by ``seed``) by
+    :func:`fold_imbalance` is improved by moving single speakers to other
+    folds and swapping pairs of speakers while that lowers the imbalance
+    (first the (fold, class) pairs without a test utterance, then the
+    spread of class shares and fold sizes).
+    """
     n_speakers = keys.nunique()
     n_folds = min(n_folds, n_speakers)
     if n_folds < 2:
         raise ValueError(f"need at least 2 speakers for speaker-independent folds, got {n_speakers}")
-    splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    try:
-        splits = list(splitter.split(manifest, manifest["label"], groups=keys))
-    except ValueError:  # a class too rare to stratify: plain group folds
-        splits = list(GroupKFold(n_splits=n_folds).split(manifest, groups=keys))
-    return [sorted(set(keys.iloc[test])) for _, test in splits]
+    labels = manifest["label"].to_numpy()
+    speakers = sorted(set(keys))
+    counts = pd.crosstab(keys, labels).reindex(speakers).to_numpy(float)  # speaker x class
+    overall = counts.sum(axis=0)
+    best, best_score = None, None
+    for state in np.random.SeedSequence(seed).generate_state(BALANCE_DRAWS):
+        splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=int(state))
+        try:
+            tests = [set(keys.iloc[test]) for _, test in splitter.split(manifest, labels, groups=keys)]
+        except ValueError:  # a class too rare to stratify: plain group folds
+            tests = [set(keys.iloc[test]) for _, test in GroupKFold(n_splits=n_folds).split(manifest, groups=keys)]
+        fold_of = np.array([next(i for i, t in enumerate(tests) if s in t) for s in speakers])
+        score = _imbalance(counts, fold_of, n_folds, overall)
+        if best_score is None or score < best_score:
+            best, best_score = fold_of, score
+    fold_of = _improve(counts, best, n_folds, overall)
+    return [[s for s, f in zip(speakers, fold_of) if f == k] for k in range(n_folds)]
+
+
+def _imbalance(counts: np.ndarray, fold_of: np.ndarray, n_folds: int, overall: np.ndarray) -> tuple[int, float]:
+    per_fold = np.stack([counts[fold_of == k].sum(axis=0) for k in range(n_folds)])
+    return _score(per_fold, overall)
+
+
+def _score(per_fold: np.ndarray, overall: np.ndarray) -> tuple[int, float]:
+    sizes = per_fold.sum(axis=1)
+    shares = per_fold / np.maximum(sizes, 1)[:, None]
+    spread = 0.5 * np.abs(shares - overall / overall.sum()).sum(axis=1).mean() + sizes.std() / max(sizes.mean(), 1)
+    return int((per_fold == 0).sum()), float(spread)
+
+
+def _improve(counts: np.ndarray, fold_of: np.ndarray, n_folds: int, overall: np.ndarray) -> np.ndarray:
+    """Local search: single-speaker moves and pair swaps while they lower :func:`_imbalance`."""
+    fold_of = fold_of.copy()
+    score = _imbalance(counts, fold_of, n_folds, overall)
+    n = len(fold_of)
+    improved = True
+    while improved:
+        improved = False
+        candidates = [(i, k) for i in range(n) for k in range(n_folds)] + \
+                     [(i, -1 - j) for i in range(n) for j in range(i + 1, n)]  # negative: swap with speaker j
+        for i, move in candidates:
+            trial = fold_of.copy()
+            if move >= 0:
+                if trial[i] == move or (trial == trial[i]).sum() == 1:  # no fold may lose its last speaker
+                    continue
+                trial[i] = move
+            else:
+                j = -1 - move
+                if trial[i] == trial[j]:
+                    continue
+                trial[i], trial[j] = trial[j], trial[i]
+            trial_score = _imbalance(counts, trial, n_folds, overall)
+            if trial_score < score:
+                fold_of, score, improved = trial, trial_score, True
+    return fold_of
+
+
+def fold_imbalance(test_labels: list[np.ndarray], labels: np.ndarray) -> tuple[int, float]:
+    """How far test folds are from holding every class in the corpus's shares.
+
+    Parameters
+    ----------
+    test_labels : one array of labels per fold's test set
+    labels : every label of the corpus
+
+    Returns
+    -------
+    (missing, spread): the number of (fold, class) pairs with no test
+    utterance, and the mean over folds of the total-variation distance
+    between the fold's class shares and the corpus's plus the relative
+    spread of the folds' sizes (std / mean).
+    """
+    classes = np.unique(labels)
+    per_fold = np.array([[(fold == c).sum() for c in classes] for fold in test_labels], dtype=float)
+    return _score(per_fold, np.array([(labels == c).sum() for c in classes], dtype=float))
+
+
+def missing_classes(folds: list[Fold], manifest: pd.DataFrame) -> dict[int, list[str]]:
+    """Fold index -> the corpus's classes its test speakers never speak (only folds that miss one)."""
+    labels = manifest["label"].to_numpy()
+    present = sorted(set(labels))
+    out = {}
+    for fold in folds:
+        tested = set(labels[fold.indices("test")])
+        lacking = [c for c in present if c not in tested]
+        if lacking:
+            out[fold.index] = lacking
+    return out
 
 
 # --------------------------------------------------------------------------

@@ -152,7 +152,7 @@ def test_csv_labels_outside_the_class_list_are_reported_and_typos_refused(tmp_pa
     table = pd.read_csv(root / "manifest.csv")
     table.loc[0, "label"] = "angr"
     table.to_csv(root / "manifest.csv", index=False)
-    with pytest.raises(ValueError, match=r"'angr' \(1 rows\).*label_map=\{'angr': 'anger'\}"):
+    with pytest.raises(ValueError, match=r"'angr' \(1 rows\).*corpus.yaml \(label_map: \{angr: anger\}\)"):
         load_corpus("csv", root)
     assert load_corpus("csv", root, label_map={"angr": "anger"})["label"].value_counts()["anger"] == 6
 
