@@ -155,6 +155,9 @@ def _grid_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results", default=None, help="results folder (default: $EMOKIT_RESULTS, else the "
                                                         "checkout's results/, else ./results)")
     parser.add_argument("--corpora", nargs="+")
+    parser.add_argument("--test-corpora", nargs="+", metavar="NAME",
+                        help="cross-corpus: score every model on each of these corpora too, and retrain genomes "
+                             "searched on one corpus of --corpora on the others of these (see docs)")
     parser.add_argument("--scopes", nargs="*", help="SeqNN search scopes: emodarts lstm lstm_att rnn rnn_att (none: empty)")
     parser.add_argument("--baselines", nargs="*", help="baselines: cnn cnn_lstm cnn_lstm_att and the controls random "
                                                        "random_search classical (none: empty)")
@@ -182,7 +185,8 @@ def _grid_from_args(args: argparse.Namespace):
     from emokit.experiments import make_grid
 
     data = args.data or os.environ.get("EMOKIT_DATA")
-    return make_grid(args.preset, args.config, corpora=args.corpora, scopes=args.scopes, baselines=args.baselines,
+    return make_grid(args.preset, args.config, corpora=args.corpora, test_corpora=args.test_corpora,
+                     scopes=args.scopes, baselines=args.baselines,
                      folds=args.folds, seeds=args.seeds, data_root=data, results_dir=args.results,
                      device=args.device, normalization=args.normalization, val_speakers=args.val_speakers,
                      workers=args.workers,
@@ -209,6 +213,8 @@ def _run_and_report(grid, compare_after: bool) -> int:
     comparisons = paired_comparisons(results)
     for corpus in dict.fromkeys(results.loc[results["kind"] == "darts", "corpus"]):
         print(search_helped(comparisons, corpus))
+    if grid.test_corpora:
+        _report_cross_corpus(grid, results)
     # Runs another runner holds or ran with its own settings are its business, not failures of this one.
     elsewhere = results[results["status"].isin(["held", "other settings"])]
     failed = results[~results["status"].isin(["done", "held", "other settings"])]
@@ -217,6 +223,22 @@ def _run_and_report(grid, compare_after: bool) -> int:
     for _, row in pd.concat([elsewhere, failed]).iterrows():
         print(f"  {row['status']}: {row['run_dir']}: {row['error']}")
     return 1 if len(failed) else 0
+
+
+def _report_cross_corpus(grid, results) -> None:
+    import pandas as pd
+
+    from emokit.cross_corpus import cross_matrix, cross_table, transfer_comparisons, transfer_sentence
+
+    cross = cross_table(grid.results_dir)
+    cross = cross[cross["run_dir"].isin(set(results["run_dir"]))]
+    with pd.option_context("display.width", 200):
+        for name in dict.fromkeys(cross["name"]):
+            print(f"\n{name}: mean test UA %, trained on (rows) x tested on (columns)")
+            print(cross_matrix(results, cross, name).round(2).to_string())
+    comparisons = transfer_comparisons(results)
+    for (corpus, name) in dict.fromkeys(zip(comparisons["corpus"], comparisons["model"])):
+        print(transfer_sentence(comparisons, name, corpus))
 
 
 @command("run", "run an experiment grid (notebooks 01-04 per run, then 05) with papermill", _grid_arguments)

@@ -110,6 +110,10 @@ class Grid:
     net: dict = field(default_factory=dict)
     train: dict = field(default_factory=dict)
     classical: dict = field(default_factory=dict)
+    # Cross-corpus (emokit.cross_corpus): every deep model trained on a corpus of `corpora` is also
+    # scored on all of each other corpus here; and for each such corpus that is also in `corpora`,
+    # every scope's genomes searched on the other corpora are retrained on its folds ("<scope>_from_<A>").
+    test_corpora: list[str] = field(default_factory=list)
     data_root: str | None = None
     results_dir: str | None = None  # None: emokit.paths.results_root()
     device: str = "auto"
@@ -216,11 +220,12 @@ def notebook_settings(preset: str | None = "quick", normalization: str | None = 
 @dataclass
 class Run:
     corpus: str
-    kind: str  # "darts" or "baseline"
-    name: str  # search scope or baseline model
+    kind: str  # "darts", "baseline" or "transfer"
+    name: str  # search scope, baseline model, or transferred scope (emokit.cross_corpus.transfer_name)
     fold: int
     seed: int
     folder: Path
+    source: "Run | None" = None  # transfer: the search run on another corpus whose genome it retrains
 
     @property
     def info(self) -> dict:
@@ -243,14 +248,38 @@ def plan(grid: Grid) -> list[Run]:
     worker idles long while another finishes."""
     runs = []
     baselines = sorted(grid.baselines, key=lambda name: {"random_search": 0, "random": 1}.get(name, 2))
+    folds = {corpus: grid.folds if grid.folds is not None else list(range(n_folds(corpus, grid.data_root)))
+             for corpus in grid.corpora}
     for corpus in grid.corpora:
-        folds = grid.folds if grid.folds is not None else list(range(n_folds(corpus, grid.data_root)))
         for kind, names in (("darts", grid.scopes), ("baseline", baselines)):
             for name in names:
-                for fold in folds:
+                for fold in folds[corpus]:
                     for seed in grid.seeds:
                         runs.append(Run(corpus, kind, name, fold, seed, run_folder(grid.results_dir, corpus, name,
                                                                                    fold, seed)))
+    return runs + transfer_runs(grid, folds)
+
+
+def transfer_runs(grid: Grid, folds: dict[str, list[int]]) -> list[Run]:
+    """Genome transfer (last: each needs its source search): for corpus B in
+    both ``corpora`` and ``test_corpora``, every scope's genome searched on
+    each other corpus A, retrained on B's folds. B's fold i (the i-th of its
+    folds) takes A's i-th fold modulo their number, same seed: A's searches
+    never saw B's speakers, so any of them may serve."""
+    from emokit.cross_corpus import transfer_name
+
+    runs = []
+    for target in (c for c in grid.corpora if c in grid.test_corpora):
+        for source in (c for c in grid.corpora if c != target):
+            for scope in grid.scopes:
+                name = transfer_name(scope, source)
+                for i, fold in enumerate(folds[target]):
+                    source_fold = folds[source][i % len(folds[source])]
+                    for seed in grid.seeds:
+                        origin = Run(source, "darts", scope, source_fold, seed,
+                                     run_folder(grid.results_dir, source, scope, source_fold, seed))
+                        runs.append(Run(target, "transfer", name, fold, seed,
+                                        run_folder(grid.results_dir, target, name, fold, seed), origin))
     return runs
 
 
@@ -300,10 +329,14 @@ def run_settings(grid: Grid, run: Run) -> dict:
         settings["folds"] = "balanced by class"
     if run.name == "classical":
         settings = {**settings, "classical": grid.classical}
-    if run.kind == "darts" or run.name in ("random", "random_search"):
-        settings.update(net=grid.net, space=grid.space if run.kind == "darts" else control_space(grid))
-    if run.kind == "darts":
+    if run.kind in ("darts", "transfer") or run.name in ("random", "random_search"):
+        settings.update(net=grid.net, space=grid.space if run.kind != "baseline" else control_space(grid))
+    if run.kind in ("darts", "transfer"):
         settings.update(search=grid.search)
+    if run.kind == "transfer":  # its genome: the source search's, on the source corpus's data
+        source = run.source
+        settings["source"] = {"corpus": source.corpus, "scope": source.name, "fold": source.fold,
+                              "data": data_fingerprint(grid, source.corpus)}
     return json.loads(json.dumps(settings))
 
 

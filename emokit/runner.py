@@ -161,7 +161,14 @@ def _execute_run(grid: Grid, run: Run, previous: dict) -> str:
     common = dict(_common(grid, run.corpus), fold=run.fold, live=False)
     started = time.perf_counter()
     try:
-        if run.kind == "darts":
+        if run.kind == "transfer":
+            search_dir = run.source.folder.resolve() / "search"
+            if not (search_dir / "genome.json").exists():
+                raise FileNotFoundError(f"the genome this run retrains, {search_dir / 'genome.json'}, is not there: "
+                                        f"its search run ({run.source.folder}) failed or has not run; run the grid "
+                                        "again once it has")
+            model = {"model": "genome", "search_dir": str(search_dir)}
+        elif run.kind == "darts":
             search_dir = folder / "search"
             execute_notebook("02_search.ipynb", folder / "02_search.ipynb",
                              dict(common, run_dir=str(search_dir), space={**grid.space, "scope": run.name},
@@ -262,16 +269,19 @@ def run_grid(grid: Grid, progress: bool = True) -> pd.DataFrame:
     results = Path(grid.results_dir)
     results.mkdir(parents=True, exist_ok=True)
     risky = risky_settings(grid.normalization, grid.val_speakers)
+    grid.fingerprints.clear()  # the corpora are read afresh by every call: their files may have changed since
     for corpus in grid.corpora:
         manifest = corpus_manifest(grid, corpus)
         data_fingerprint(grid, corpus, manifest)  # read once here; Dask workers get them with the grid
         confound = speaker_confound(manifest)
         if confound.confounded and risky:
             warnings.warn(f"{confound.describe(corpus)} This grid runs with {' and '.join(risky)}.", stacklevel=2)
+    for corpus in grid.test_corpora:
+        data_fingerprint(grid, corpus)
     write_json(asdict(grid), results / "grid.json")
     runs = plan(grid)
     todo = [run for run in runs if not _finished(grid, run, run.info)]
-    corpora = list(dict.fromkeys(run.corpus for run in todo))
+    corpora = list(dict.fromkeys([run.corpus for run in todo]))
     if _distributed(grid):
         run_on_dask(grid, corpora, todo, run_features=run_features, run_one=run_one, mark_lost=mark_lost,
                     progress=progress, say=say)
@@ -288,7 +298,37 @@ def run_grid(grid: Grid, progress: bool = True) -> pd.DataFrame:
                 bar.write(note)
             elif status == "failed":
                 bar.write(f"FAILED {run.folder}: {read_json(run.folder / 'run.json')['error']}")
+    if grid.test_corpora:
+        score_across_corpora(grid, runs, progress)
     return grid_results(grid, runs)
+
+
+def score_across_corpora(grid: Grid, runs: list[Run], progress: bool = True) -> int:
+    """Score every finished deep model of the grid on each test corpus other
+    than its own (:func:`emokit.cross_corpus.score_run_folder`; kept scores
+    are reused while neither side changed). Returns how many were scored."""
+    from tqdm.auto import tqdm
+
+    from emokit.cross_corpus import needs_scoring, score_run_folder
+
+    pairs = [(run, corpus) for run in runs if run.kind != "transfer" for corpus in grid.test_corpora
+             if corpus != run.corpus and _finished(grid, run, run.info)
+             and needs_scoring(run.folder, corpus, data_fingerprint(grid, corpus))]
+    feature_dir = Path(grid.results_dir) / "features"
+    for corpus in dict.fromkeys(corpus for _, corpus in pairs):  # its maps first, in notebook 01's cache
+        run_features(grid, corpus, thread_env(grid.threads))
+    scored = 0
+    for run, corpus in tqdm(pairs, desc="cross-corpus scores", unit="run", disable=not progress):
+        lock = FolderLock(run.folder)
+        if not lock.acquire():  # another runner is redoing it; the next call scores it
+            continue
+        try:
+            scores = score_run_folder(run.folder, corpus, data_fingerprint(grid, corpus), data_root=grid.data_root,
+                                      feature_dir=feature_dir)
+        finally:
+            lock.release()
+        scored += scores is not None
+    return scored
 
 
 def grid_results(grid: Grid, runs: list[Run] | None = None) -> pd.DataFrame:
