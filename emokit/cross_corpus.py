@@ -91,7 +91,7 @@ def score_run_folder(run_dir: str | Path, corpus: str, data_fingerprint: str, **
     if kept is not None:
         return kept
     scores = score_run(run_dir / "retrain", corpus, **kwargs)
-    scores["trained"] = trained
+    scores.update(trained=trained, data=data_fingerprint)  # the caller's key: its manifest may keep other rows
     write_json(scores, cross_file(run_dir, corpus))
     return scores
 

@@ -304,7 +304,8 @@ def data_fingerprint(grid: Grid, corpus: str, manifest=None) -> str:
         from emokit.features import data_fingerprint as files_fingerprint
 
         grid.fingerprints[corpus] = files_fingerprint(manifest if manifest is not None else
-                                                      corpus_manifest(grid, corpus))
+                                                      corpus_manifest(grid, corpus),
+                                                      cache=Path(grid.results_dir) / "features" / "file-digests.json")
     return grid.fingerprints[corpus]
 
 

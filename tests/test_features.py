@@ -6,6 +6,7 @@ Most tests use a small config (0.5 s, 16 x 16 maps) on synthetic wavs in
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -457,3 +458,38 @@ def test_normalizer_constant_coefficient_and_round_trip():
     np.testing.assert_array_equal(again(maps), out)
     with pytest.raises(ValueError, match="zero utterances"):
         Normalizer.fit(maps[:0])
+
+
+def test_the_data_fingerprint_follows_content_not_copies(tmp_path):
+    """A corpus copied anew (new modification times) or moved keeps its
+    fingerprint, so finished runs stay current; an edited or relabelled
+    file changes it. The digest cache spares re-reading unchanged files."""
+    import shutil
+
+    from emokit.features import data_fingerprint, file_digests
+
+    original = tmp_path / "a"
+    original.mkdir()
+    for i in range(3):
+        (original / f"{i}.wav").write_bytes(bytes([i]) * 1000)
+
+    def manifest(folder):
+        return pd.DataFrame({"path": [str(folder / f"{i}.wav") for i in range(3)], "label": ["anger", "sadness", "neutral"]})
+
+    cache = tmp_path / "digests.json"
+    first = data_fingerprint(manifest(original), cache=cache)
+    copy = tmp_path / "b"
+    shutil.copytree(original, copy)  # new modification times
+    for path in copy.iterdir():
+        os.utime(path, ns=(1, 1))
+    assert data_fingerprint(manifest(copy)) == first == data_fingerprint(manifest(original))
+    assert data_fingerprint(manifest(original).assign(label=["anger", "sadness", "anger"])) != first
+    (copy / "1.wav").write_bytes(bytes([9]) * 1000)  # same size, other bytes
+    assert data_fingerprint(manifest(copy), cache=cache) != first
+    # a cache entry whose size and time match is trusted: the file is not read again
+    entries = json.loads(cache.read_text())
+    path = str(original / "0.wav")
+    entries[path][2] = "remembered"
+    cache.write_text(json.dumps(entries))
+    assert file_digests([path], cache)[path] == "remembered"
+    assert file_digests([str(tmp_path / "gone.wav")], cache) == {str(tmp_path / "gone.wav"): "missing"}
