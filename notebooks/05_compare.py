@@ -111,6 +111,41 @@ for sentence in comparisons["verdict"]:
     display(Markdown(f"- {sentence}"))
 
 # %% [markdown]
+# ## Across corpora: does a model, or a searched genome, carry over?
+#
+# Only for grids run with `test_corpora` (e.g. `emokit run --corpora emodb emovo
+# --test-corpora emodb emovo --baselines random`). The matrix holds the mean
+# test UA of each model, **trained on** the row's corpus and **tested on** the
+# column's: the diagonal is the usual test on unseen speakers of the same
+# corpus, the rest scores the same trained networks on *all* of another
+# corpus (its speakers normalised on their own data where the preset does so).
+#
+# The second question is about the genome, not the weights: the genome
+# searched on corpus A is retrained from scratch on corpus B's folds
+# (`emodarts_from_A`) and compared, pairwise as above, with random genomes of
+# the same space retrained on B (`random`). If the search found something
+# about speech emotion rather than about A, its genome should beat them.
+
+# %%
+from emokit.cross_corpus import cross_matrix, cross_table, transfer_comparisons, transfer_sentence
+from emokit.viz.results import cross_corpus_figure
+
+cross = cross_table(results_dir)
+transfer = transfer_comparisons(results)
+if len(cross):
+    matrices = {name: cross_matrix(results, cross, name) for name in dict.fromkeys(cross["name"])}
+    for name, matrix in matrices.items():
+        display(Markdown(f"**{name}**: mean test UA %, trained on (rows) x tested on (columns)"), matrix.round(2))
+    display(cross_corpus_figure(matrices))
+if len(transfer):
+    export_table(transfer.drop(columns="verdict"), tables / "genome_transfer")
+    display(transfer.drop(columns="verdict").round(3))
+    for corpus, name in dict.fromkeys(zip(transfer["corpus"], transfer["model"])):
+        display(Markdown(f"**{transfer_sentence(transfer, name, corpus)}**"))
+if not len(cross) and not len(transfer):
+    display(Markdown("No cross-corpus runs in this results folder (a grid without `test_corpora`)."))
+
+# %% [markdown]
 # ## Do the seeds agree on a genome?
 #
 # For every fold searched with several seeds: the share of kept edges (node,

@@ -145,3 +145,28 @@ def genome_fold_figure(runs: pd.DataFrame) -> Figure:
         ax.grid(axis="y", alpha=0.3)
     axes[1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
     return fig
+
+
+def cross_corpus_figure(matrices: dict[str, pd.DataFrame]) -> Figure:
+    """One heatmap of mean test UA (%) per model: rows the corpus it was
+    trained on, columns the corpus it was tested on (the diagonal is the
+    within-corpus test; :func:`emokit.cross_corpus.cross_matrix`). Each cell
+    is written out; a missing pair is blank."""
+    names = list(matrices)
+    fig = Figure(figsize=(3.2 * max(1, len(names)) + 0.8, 3.4), layout="constrained")
+    axes = fig.subplots(1, max(1, len(names)), squeeze=False)[0]
+    image = None
+    for ax, name in zip(axes, names):
+        matrix = matrices[name]
+        values = matrix.to_numpy(dtype=float)
+        image = ax.imshow(np.ma.masked_invalid(values), cmap="viridis", vmin=25, vmax=100)
+        for (i, j), value in np.ndenumerate(values):
+            if np.isfinite(value):
+                ax.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize=10,
+                        color="white" if value < 70 else "black")
+        ax.set_xticks(range(len(matrix.columns)), list(matrix.columns))
+        ax.set_yticks(range(len(matrix.index)), list(matrix.index))
+        ax.set(title=name, xlabel="tested on", ylabel="trained on")
+    if image is not None:
+        fig.colorbar(image, ax=list(axes), label="mean test UA (%)", shrink=0.9)
+    return fig
