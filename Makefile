@@ -52,7 +52,7 @@ bench: install
 	$(PY) benchmarks/search_step.py
 
 accuracy: install
-	$(PY) benchmarks/accuracy.py
+	$(PY) studies/accuracy.py
 
 # The .py files (jupytext py:percent) are the notebooks' source; the .ipynb
 # files, kept without outputs, are what papermill runs.

@@ -46,13 +46,13 @@ PRESETS: dict[str, dict] = {
     # Small enough for `make demo` on a 2-core CPU, and emokit's recipe there
     # (not the paper's): 3 s log-mel maps (EmoDB lasts 1.4-9.0 s, median
     # 2.6 s; 3 s gave the best validation UA of 3, 4, 5 and 6 s:
-    # benchmarks/map_duration.py), speaker normalisation, a stem of
+    # studies/map_duration.py), speaker normalisation, a stem of
     # stride 2 (every cell costs a quarter), a narrow and shallow supernet,
     # retraining on all non-val data of the training speakers with time
     # shifts and mixup. The baselines get the same data and training. The
     # search settings make it decide within 15 epochs: a large alpha_lr
     # after 3 warm-up epochs, DARTS-' auxiliary skip against the skip bias,
-    # and at most one skip_connect per cell (benchmarks/search_decision.py).
+    # and at most one skip_connect per cell (studies/search_decision.py).
     "quick": {
         "scopes": ["emodarts"], "baselines": ["cnn", "cnn_lstm", "cnn_lstm_att", "random", "classical"],
         "folds": None, "seeds": [0],

@@ -92,13 +92,13 @@ print("written:", sorted(p.name for p in tables.iterdir()))
 # the hand-designed model with the highest mean UA on that corpus.
 #
 # When the search did not help, two questions come next. Was there anything
-# to find? `benchmarks/space_signal.py` retrains random genomes of the space
+# to find? `studies/space_signal.py` retrains random genomes of the space
 # under several seeds and tests whether genomes differ more than seeds do
 # (`emokit.stats.genome_signal`). Did the supernet see it? The same script
 # ranks the genomes by their one-shot loss (`emokit.search.one_shot`) against
 # their retrained accuracy; notebook 02 shows each search's discretisation gap.
 # And does a genome that wins on one fold's speakers win on the others'?
-# `benchmarks/genome_transfer.py` retrains the same genomes on every fold
+# `studies/genome_transfer.py` retrains the same genomes on every fold
 # (`emokit.stats.genome_transfer`): only that common part is a search's to find.
 
 # %%

@@ -2,8 +2,8 @@
 
 Question: on a corpus whose speakers mostly speak one emotion, (a) do the
 folds still hold every class in every test fold, and (b) what do speaker
-normalisation and validation on shared speakers do to the scores? Rows it
-produces: docs/results.md, "A confounded, uneven corpus" (the fold balance
+normalisation and validation on shared speakers do to the scores?
+Docs row: docs/results.md, "A confounded, uneven corpus" (the fold balance
 table and the before/after table).
 
 The corpus is built from the real EmoDB and EMOVO files (16 real speakers,

@@ -8,7 +8,7 @@ of the space would be if trained on its own. Two checks of that assumption:
   a DARTS supernet learns a mixture of every op, which no genome is;
 - the **ranking**: whether the genomes' one-shot losses order them as
   training each on its own does (:func:`emokit.stats.ranking_agreement`,
-  ``benchmarks/space_signal.py``).
+  ``studies/space_signal.py``).
 
 Losses are measured on the search's alpha half (held-out utterances of the
 training speakers; never the test speakers), with batch statistics and

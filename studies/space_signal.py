@@ -1,5 +1,8 @@
 """Is there anything for the search to find? Genomes against seeds, and the supernet's ranking.
 
+Question: Is there anything for the search to find: do genomes differ more than seeds, and does the supernet rank them?
+Docs row: docs/findings.md, "Why" (from docs/journal/2026-12-05-results.md, "Is there anything for the search to find?").
+
 For each fold: the genomes of the grid's searches (one per seed) and random
 genomes of the same space, each retrained with the quick preset's recipe
 under several training seeds. Prints
@@ -21,7 +24,7 @@ results folder of the quick preset with its searches (``make demo`` and
 ``emokit run --seeds 1 2``). Retraining runs are kept in ``--out`` and
 resumed. Nothing here chooses anything: it is a diagnosis.
 
-    python benchmarks/space_signal.py --results results --fold 0 --random-genomes 9 --train-seeds 0 1
+    python studies/space_signal.py --results results --fold 0 --random-genomes 9 --train-seeds 0 1
 """
 from __future__ import annotations
 

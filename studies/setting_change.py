@@ -1,4 +1,7 @@
 """One setting changed, compared on the same runs: two results folders of the
+
+Question: What does one changed setting (validation speakers, alpha split, space) do on the same runs?
+Docs row: docs/findings.md, "What was tried" (from docs/journal/2026-12-05-results.md, "Validation on held-out speakers" and after).
 same grid (corpus, folds, seeds) that differ in one setting, for example
 ``val_speakers`` (how models are validated) or the search's ``alpha_split``.
 
@@ -22,7 +25,7 @@ Prints, per model that both folders ran:
   touch that control (the search's settings do not touch any control;
   ``val_speakers`` touches them all).
 
-    python benchmarks/setting_change.py --before R0 --after R1 [--names utterances speakers] [--corpus emodb]
+    python studies/setting_change.py --before R0 --after R1 [--names utterances speakers] [--corpus emodb]
 """
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
 """The discretisation gap of finished searches: the whole supernet against its genome alone.
 
+Question: How much does a search's loss grow when its supernet is cut down to its genome?
+Docs row: docs/journal/2026-12-05-results.md, "GDAS: a supernet of single paths".
+
 For every search of one or more results folders: the loss on the search's
 alpha half (held-out utterances of the training speakers) of the whole
 supernet, of the genome it chose run alone with the supernet's weights, and
@@ -7,7 +10,7 @@ of random genomes of the same space run alone the same way
 (:mod:`emokit.search.one_shot`). A supernet whose own genome does no better
 alone than random genomes ranked ops inside a mixture the genome is not.
 
-    python benchmarks/discretisation_gap.py --results A/results B/results --random-genomes 5
+    python studies/discretisation_gap.py --results A/results B/results --random-genomes 5
 """
 from __future__ import annotations
 

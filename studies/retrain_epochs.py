@@ -1,5 +1,8 @@
 """How many retraining epochs does the quick preset need? Validation UA only.
 
+Question: How many retraining epochs does the quick preset need (validation UA only)?
+Docs row: docs/journal/2026-12-05-results.md, "Retraining epochs: why 60".
+
 For every fold of a corpus: one quick search (the preset's settings and seed),
 then its genome, a random genome of the same space and the hand-designed
 baselines, each retrained with the quick preset's training at each of the
@@ -10,7 +13,7 @@ speakers are scored by the training loop as always, but this script never
 prints or returns their scores: it is what the quick preset's epoch count is
 chosen with (docs/results.md).
 
-    python benchmarks/retrain_epochs.py --epochs 30 60 --folds 0 1
+    python studies/retrain_epochs.py --epochs 30 60 --folds 0 1
 """
 from __future__ import annotations
 

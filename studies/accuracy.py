@@ -1,4 +1,7 @@
 """Accuracy of the full protocol: every fold of EmoDB and EMOVO (4 classes)
+
+Question: Does the search beat its controls and the hand-designed baselines on every fold and seed?
+Docs row: docs/results.md, "EmoDB" and "EMOVO" (and the journal's "Three seeds at one commit").
 with 3 seeds, emoDARTS (search + retraining), its controls (random genomes,
 the classical model) and the hand-designed baselines, through the experiment
 runner. Prints UA / WA as mean ± std over fold x seed runs, UA per fold, the
@@ -6,7 +9,7 @@ paired differences of emoDARTS against the controls and the best baseline
 (bootstrap 95 % interval, Wilcoxon p), the plain answer whether the search
 helped, and how much the seeds' genomes agree.
 
-    python benchmarks/accuracy.py [--preset quick|paper] [--results results]
+    python studies/accuracy.py [--preset quick|paper] [--results results]
         [--corpora emodb emovo] [--seeds 0 1 2] [--normalization train|speaker] [--baselines ...]
 
 Finished runs in the results folder are reused (the demo's seed-0 EmoDB runs,

@@ -1,5 +1,8 @@
 """Does a genome that is good for one group of speakers stay good for another?
 
+Question: Does a genome that wins on one fold's speakers win on another's?
+Docs row: docs/findings.md, "Why" (from docs/journal/2026-12-05-results.md, "Does a genome's quality carry to new speakers?").
+
 The same random genomes of the quick preset's space (genome ``g`` drawn with
 the seed ``1000 + g`` on every fold) are retrained with the quick recipe on
 every fold of a corpus under several training seeds. The report splits the
@@ -17,9 +20,9 @@ speakers).
 Runs are kept under ``--out`` and resumed. Retrain in parts (two processes
 on two cores, say), then report on everything finished:
 
-    python benchmarks/genome_transfer.py --results results --genomes 0 1 2 3
-    python benchmarks/genome_transfer.py --results results --genomes 4 5 6 7
-    python benchmarks/genome_transfer.py --report --figure genome_transfer.png
+    python studies/genome_transfer.py --results results --genomes 0 1 2 3
+    python studies/genome_transfer.py --results results --genomes 4 5 6 7
+    python studies/genome_transfer.py --report --figure genome_transfer.png
 """
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
 """How long should the quick preset's maps be, now that EmoDB has natural
+
+Question: How long should the quick preset's maps be, and does the cnn's single filter train?
+Docs row: docs/results.md, "Choices of the quick preset".
 lengths (1.4-9.0 s)? And does the cnn baseline's single filter train?
 
 For each map duration, a hand-designed baseline is retrained with the quick
@@ -9,8 +12,8 @@ with the BatchNorm of its filter, and with that and a positive initial
 filter instead; per run the share of its filter's outputs above zero (a
 dead filter: about 0) and the sum of its weights (its sign) are printed.
 
-    python benchmarks/map_duration.py --durations 3 4 5 6 --seeds 0 1 2
-    python benchmarks/map_duration.py --cnn-filter --seeds 0 1 2
+    python studies/map_duration.py --durations 3 4 5 6 --seeds 0 1 2
+    python studies/map_duration.py --cnn-filter --seeds 0 1 2
 
 Produces the map-duration and cnn rows of docs/results.md.
 """

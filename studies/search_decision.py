@@ -1,5 +1,8 @@
 """Do searches decide, and what do their genomes give on validation speakers?
 
+Question: Do searches decide (one op per edge), and what do their genomes give on validation speakers?
+Docs row: docs/journal/2026-12-05-results.md, "Decided searches: how the quick preset's search was chosen".
+
 For each named search recipe and every fold of the given corpora: search on
 the fold's ``search`` role, print the undecided and collapse reports, retrain
 the genome with the quick preset's training and print its **validation** UA
@@ -7,7 +10,7 @@ the genome with the quick preset's training and print its **validation** UA
 training loop as always, but this script never prints or returns their
 scores: it is what the quick preset's search settings were chosen with.
 
-    python benchmarks/search_decision.py --recipes quick lr1e-2 --corpora emodb emovo
+    python studies/search_decision.py --recipes quick lr1e-2 --corpora emodb emovo
 """
 from __future__ import annotations
 

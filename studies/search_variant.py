@@ -1,5 +1,8 @@
 """Two search settings of one grid, compared on the same folds and seeds: validation UA first.
 
+Question: Does one change to the search (a variant) give better genomes than the preset, on validation first?
+Docs row: docs/journal/2026-12-05-results.md, "Reading the genome by perturbation" and "GDAS".
+
 Two results folders of one grid that differ in one search setting:
 ``--base`` ran the preset (and holds the controls), ``--variant`` changed
 one setting, e.g. ``selection="perturbation"`` (the same supernets, the
@@ -13,7 +16,7 @@ genomes are named ``--label`` in the tables. Prints, in this order:
 3. the test UA of every model, and the paired differences of the variant's
    genomes against the others.
 
-    python benchmarks/search_variant.py --base A/results --variant P/results --label emodarts_pt --seeds 0 1 2
+    python studies/search_variant.py --base A/results --variant P/results --label emodarts_pt --seeds 0 1 2
 """
 from __future__ import annotations
 
