@@ -12,11 +12,12 @@ TEST_WORKERS ?= 2
 # Extra options of `emokit demo`, e.g. DEMO_ARGS=--workers=1 (default: one worker per core).
 DEMO_ARGS ?=
 
-.PHONY: help install graphviz demo test bench accuracy notebooks clean
+.PHONY: help install graphviz git-filter chromium demo test browser-test bench accuracy notebooks clean
 
 help:
 	@echo "make demo   - run the whole pipeline on EmoDB (quick preset) into results/"
 	@echo "make test   - run the test suite"
+	@echo "make browser-test - run notebooks 01-05 in JupyterLab in headless Chromium (installs chromium)"
 	@echo "make bench  - print the speed benchmarks"
 	@echo "make accuracy - UA/WA of emoDARTS and the baselines on EmoDB and EMOVO, all folds"
 	@echo "make notebooks - rebuild notebooks/*.ipynb from their py:percent sources"
@@ -27,7 +28,17 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $@
 
-install: $(VENV)/.installed graphviz
+install: $(VENV)/.installed graphviz git-filter
+
+# Notebooks run in JupyterLab keep their outputs on disk; git reads them through
+# nbstripout (.gitattributes), so `git status` stays clean after a run. A kernel
+# also fills in language_info's details: stripped too (its name stays).
+NB_RUN_KEYS := $(addprefix metadata.language_info.,codemirror_mode file_extension mimetype nbconvert_exporter pygments_lexer version)
+git-filter: $(VENV)/.installed
+	@if git rev-parse --git-dir >/dev/null 2>&1; then \
+	  git config filter.nbstripout.clean "'$(abspath $(VENV))/bin/nbstripout' --keep-id --extra-keys '$(NB_RUN_KEYS)'"; \
+	  git config filter.nbstripout.smudge cat; \
+	fi
 
 # graphviz's `dot` binary draws the genome cell graphs.
 graphviz:
@@ -46,6 +57,20 @@ demo: install
 
 test: install
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_WORKERS) --durations=15 $(PYTEST_ARGS)
+
+# JupyterLab by hand, in headless Chromium: Debian's chromium and its driver.
+chromium:
+	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium and chromium-driver with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null \
+	      || echo "could not install chromium; the browser test will be skipped"; \
+	  else \
+	    echo "the browser test needs chromium and chromedriver: sudo apt-get install chromium chromium-driver"; \
+	  fi; }
+
+browser-test: install chromium
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -m browser -p no:cacheprovider -rs $(PYTEST_ARGS) tests/test_browser.py
 
 bench: install
 	$(PY) benchmarks/features.py
