@@ -22,7 +22,8 @@ import pandas as pd
 
 from emokit.utils import read_json, write_json
 
-__all__ = ["transfer_name", "score_run", "cross_table", "cross_matrix", "transfer_comparisons", "transfer_sentence"]
+__all__ = ["transfer_name", "score_run", "score_run_folder", "needs_scoring", "cross_table", "cross_matrix",
+           "transfer_comparisons", "transfer_sentence"]
 
 TRANSFER_SEPARATOR = "_from_"
 
@@ -50,13 +51,12 @@ def score_run(retrain_dir: str | Path, corpus: str, data_root=None, feature_dir=
     ``suspect`` (:func:`emokit.metrics.below_chance`), ``corpus`` and
     ``data`` (the fingerprint of the corpus's files it was scored on).
     """
-    from emokit.features import FeatureConfig, data_fingerprint, speaker_standardize
+    from emokit.features import FeatureConfig, Normalizer, data_fingerprint, speaker_standardize
     from emokit.fold_data import label_indices
     from emokit.metrics import below_chance, evaluate
     from emokit.pipeline import corpus_features
     from emokit.splits import speaker_keys
     from emokit.train import load_trained, predict_logits
-    from emokit.features import Normalizer
 
     model, config = load_trained(retrain_dir, device)
     if not config.get("feature_config"):

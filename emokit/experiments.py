@@ -137,6 +137,10 @@ class Grid:
             raise ValueError(f"workers must be a whole number >= 1, got {self.workers!r}")
         if sum(bool(x) for x in (self.workers > 1, self.scheduler, self.cluster)) > 1:
             raise ValueError("give one of workers > 1, scheduler and cluster, not several")
+        for key in ("corpora", "test_corpora"):
+            value = getattr(self, key)
+            if isinstance(value, str) or not all(isinstance(name, str) for name in value):
+                raise ValueError(f"{key} must be a list of corpus names, got {value!r}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be None or >= 1, got {self.threads!r}")
         check_settings({key: getattr(self, key) for key in SETTINGS}, "grid ")  # a typo fails before anything runs

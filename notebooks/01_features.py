@@ -76,7 +76,7 @@ from emokit.features import FeatureConfig, feature_map, load_audio
 from emokit.paths import results_root
 from emokit.pipeline import corpus_features
 from emokit.viz import corpus as pictures
-from emokit.splits import fold_table, make_folds
+from emokit.splits import SCHEME_RULES, fold_scheme, fold_table, make_folds
 
 config = FeatureConfig.from_dict(notebook_settings(preset, features=features)["features"])
 output_dir = output_dir or str(results_root() / "features")
@@ -129,7 +129,10 @@ display(pictures.speaker_counts_figure(manifest))
 # overestimates how well it works for new people. In **speaker-independent**
 # cross-validation every fold holds out whole speakers as its test set. For
 # EmoDB each fold tests on one man and one woman (5 folds of 2 speakers); for
-# IEMOCAP and MSP-IMPROV one recording session per fold.
+# IEMOCAP and MSP-IMPROV one recording session per fold; for other corpora
+# groups of speakers chosen so that every test fold holds every class (a
+# warning names a fold where the speakers do not allow it: its UA is then the
+# mean recall over the classes it holds).
 #
 # Inside a fold the remaining (training) speakers' utterances get one of three
 # roles, stratified by class:
@@ -146,6 +149,7 @@ display(pictures.speaker_counts_figure(manifest))
 
 # %%
 folds = make_folds(manifest)  # the folds notebooks 02 and 04 and `emokit run` use
+print("folds:", SCHEME_RULES[fold_scheme(manifest)])
 fold_table(folds, manifest)
 
 # %% [markdown]

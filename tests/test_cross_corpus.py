@@ -121,3 +121,10 @@ def test_a_grid_scores_across_corpora_and_retrains_transferred_genomes(tmp_path)
     changed = data_fingerprint(grid, "b")
     assert needs_scoring(runs / "a" / "random" / "fold0-seed0", "b", changed)
     assert not needs_scoring(runs / "b" / "random" / "fold0-seed0", "a", data_fingerprint(grid, "a"))
+
+
+def test_test_corpora_must_be_a_list_of_names():
+    from emokit.experiments import Grid
+
+    with pytest.raises(ValueError, match="test_corpora must be a list of corpus names, got 'emovo'"):
+        Grid(test_corpora="emovo")
