@@ -150,3 +150,18 @@ def test_only_runs_on_balanced_folds_record_the_fold_rule(tmp_path, datasets_roo
     mine = run_settings(grid, Run("mine", "baseline", "cnn", 0, 0, tmp_path / "a"))
     emodb = run_settings(grid, Run("emodb", "baseline", "cnn", 0, 0, tmp_path / "b"))
     assert mine["folds"] == "balanced by class" and "folds" not in emodb
+
+
+def test_a_named_corpus_with_its_own_classes_reaches_a_fold(tmp_path):
+    """corpus.yaml's classes are the classes of the fold's arrays (and so of the networks)."""
+    from emokit.pipeline import prepare_fold
+
+    data = tmp_path / "data"
+    _named_corpus(data, "mine", _rows(["ang", "sad", "neu", "hap"], speakers=4, takes=3, audio=data / "mine"),
+                  "label_map: {ang: anger, sad: sadness, neu: neutral, hap: happiness}\n"
+                  "classes: [anger, sadness, neutral]\n")
+    fold = prepare_fold("mine", 0, data_root=data, features={"duration": 0.1, "n_mfcc": 8, "n_mels": 8},
+                        feature_dir=tmp_path / "cache", n_jobs=1, progress=False)
+    assert fold.classes == ("anger", "sadness", "neutral")
+    assert sorted(set(fold.manifest["label"])) == ["anger", "neutral", "sadness"]
+    assert set(np.concatenate([fold.y[role] for role in fold.y])) == {0, 1, 2}
