@@ -15,6 +15,11 @@
 # %% [markdown]
 # # 01 · From speech to feature maps
 #
+# *Cost of Run All:* on a 2-core CPU, about 10 s (EmoDB; the feature cache is
+# then reused); on a GPU, not measured yet (the feature extraction runs on the
+# CPU anyway). Measured in JupyterLab by `make browser-test`
+# (docs/benchmarks.md).
+#
 # Speech emotion recognition (SER) asks: *which emotion does this utterance
 # express?* The network we will search for (emoDARTS, notebooks 02 ff.) does not
 # listen to raw audio. Every utterance is first turned into a fixed-size picture,

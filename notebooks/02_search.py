@@ -15,6 +15,12 @@
 # %% [markdown]
 # # 02 · Searching an architecture with DARTS
 #
+# *Cost of Run All:* on a 2-core CPU, about 47 s for the quick preset's search
+# of one fold; the `paper` preset's search about 8.4 h per fold (projected from
+# measured epochs); on a GPU, not measured with the quick preset; the `paper`
+# preset's search of one EmoDB fold took 6 min on an NVIDIA H200. Measured in
+# JupyterLab by `make browser-test` (docs/benchmarks.md).
+#
 # Instead of designing a network by hand, **DARTS** (differentiable architecture
 # search) lets gradient descent choose it. The network is built from *cells*. A
 # cell is a small graph: it reads the outputs of the two previous cells,

@@ -15,6 +15,9 @@
 # %% [markdown]
 # # 03 · Looking at the genome
 #
+# *Cost of Run All:* on a 2-core CPU, about 4 s; on a GPU, the same (nothing to
+# compute). Measured in JupyterLab by `make browser-test` (docs/benchmarks.md).
+#
 # A search ends with a **genome**: for every cell type (normal CNN cell,
 # reduction CNN cell, SeqNN cell) a small graph in which each intermediate node
 # keeps its two strongest incoming edges, each with one operation.

@@ -15,6 +15,11 @@
 # %% [markdown]
 # # 04 · Retraining from scratch and testing on unseen speakers
 #
+# *Cost of Run All:* on a 2-core CPU, about 47 s for the quick preset's 60
+# epochs; on a GPU, not measured with the quick preset; the `paper` preset's 300
+# epochs took 66 s on an NVIDIA H200. Measured in JupyterLab by `make browser-
+# test` (docs/benchmarks.md).
+#
 # The supernet's weights were shared by every candidate op, so they are thrown
 # away: the genome becomes an ordinary network (**GenomeNet**: CNN cells with
 # reductions at 1/3 and 2/3 of the depth, a bridge that turns each time column

@@ -15,6 +15,10 @@
 # %% [markdown]
 # # 05 · Comparing the found architectures with the baselines
 #
+# *Cost of Run All:* on a 2-core CPU, about 3 s; on a GPU, the same (tables and
+# pictures only). Measured in JupyterLab by `make browser-test`
+# (docs/benchmarks.md).
+#
 # Every run of an experiment grid (corpus x search scope or baseline x fold x
 # seed) left a folder with its metrics. Here they become the paper's tables:
 # UA and WA as **mean ± standard deviation over the speaker-independent
