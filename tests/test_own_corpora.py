@@ -165,3 +165,23 @@ def test_a_named_corpus_with_its_own_classes_reaches_a_fold(tmp_path):
     assert fold.classes == ("anger", "sadness", "neutral")
     assert sorted(set(fold.manifest["label"])) == ["anger", "neutral", "sadness"]
     assert set(np.concatenate([fold.y[role] for role in fold.y])) == {0, 1, 2}
+
+
+def test_a_29_speaker_corpus_like_the_issues_holds_every_class_in_every_test_fold():
+    """About 350 files of 29 speakers: one speaker with 80 files, eleven with 2,
+    26 of them speaking one emotion, 3 all four."""
+    from emokit.splits import make_folds, missing_classes
+
+    rng = np.random.default_rng(0)
+    sizes = [80] + [2] * 11 + list(rng.integers(3, 25, size=14))
+    rows = [{"path": f"/x/s{s}_{i}.wav", "speaker": f"s{s:02d}", "label": PAPER_CLASSES[s % 4]}
+            for s, size in enumerate(sizes) for i in range(size)]
+    rows += [{"path": f"/x/s{s}_{label}_{i}.wav", "speaker": f"s{s:02d}", "label": label}
+             for s in range(26, 29) for label in PAPER_CLASSES for i in range(6)]
+    table = pd.DataFrame(rows)
+    manifest = table.assign(corpus="uneven29", gender="unknown", session="", raw_label=table["label"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no fold may lack a class here
+        folds = make_folds(manifest)
+    assert len(folds) == 5 and missing_classes(folds, manifest) == {}
+    assert manifest["speaker"].nunique() == 29 and 300 <= len(manifest) <= 450
