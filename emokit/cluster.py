@@ -116,9 +116,12 @@ def _wants_gpu(grid: Grid, client) -> bool:
     return any(w.get("resources", {}).get("GPU") for w in workers)
 
 
-def _run_task(run_one, grid: Grid, run: Run, threads: int | None, pin_gpu: bool, _features_done) -> tuple[str, str]:
+def _run_task(run_one, grid: Grid, run: Run, threads: int | None, pin_gpu: bool, _features_done,
+              *_runs_before) -> tuple[str, str]:
     """A run on a Dask worker: its kernels get ``threads`` threads and, on a
-    local cluster, the GPU of the worker's number."""
+    local cluster, the GPU of the worker's number. Dask starts it once the
+    futures it is given (its corpus's features, a transfer's source search)
+    are done."""
     from dask.distributed import get_worker
 
     env = thread_env(threads)
@@ -150,10 +153,14 @@ def run_on_dask(grid: Grid, corpora: list[str], runs: list[Run], run_features: C
                     for corpus in corpora}
         # Runs start in the order given (Dask's own order of tasks that become
         # ready together is not that): the plan puts the longest first.
-        futures = {client.submit(_run_task, run_one, grid, run, threads, gpu and local, features[run.corpus],
-                                 key=f"emokit-{run.corpus}-{run.name}-fold{run.fold}-seed{run.seed}-{os.getpid()}",
-                                 pure=False, resources=resources, priority=len(runs) - i): run
-                   for i, run in enumerate(runs)}
+        futures, by_folder = {}, {}
+        for i, run in enumerate(runs):
+            # A transfer run retrains its source search's genome: it waits for that run when it is in the batch.
+            before = [by_folder[run.source.folder]] if run.source is not None and run.source.folder in by_folder else []
+            future = client.submit(_run_task, run_one, grid, run, threads, gpu and local, features[run.corpus], *before,
+                                   key=f"emokit-{run.corpus}-{run.name}-fold{run.fold}-seed{run.seed}-{os.getpid()}",
+                                   pure=False, resources=resources, priority=len(runs) - i)
+            futures[future], by_folder[run.folder] = run, future
         for future in features.values():
             for line in future.result():
                 say(line)

@@ -326,6 +326,37 @@ def test_a_cluster_starts_the_runs_in_the_plan_s_order(datasets_root, tmp_path, 
     assert [r.name for r in runs[:6]] == ["emodarts"] * 3 + ["random"] * 3
 
 
+def test_on_dask_a_transfer_run_waits_for_its_source_search(tmp_path, monkeypatch):
+    """Two worker threads would start both at once; the transfer run must
+    start only once the search whose genome it retrains has finished."""
+    from dask.distributed import LocalCluster
+
+    from emokit import cluster
+    from emokit.experiments import Grid, Run
+
+    source = Run("a", "darts", "emodarts", 0, 0, tmp_path / "a" / "emodarts" / "fold0-seed0")
+    transfer = Run("b", "transfer", "emodarts_from_a", 0, 0, tmp_path / "b" / "emodarts_from_a" / "fold0-seed0",
+                   Run("a", "darts", "emodarts", 0, 0, source.folder))
+    log = tmp_path / "log.txt"
+
+    def run_one(grid, run, env):
+        with log.open("a") as fh:
+            fh.write(f"start {run.name}\n")
+        if run.kind == "darts":
+            time.sleep(1.5)
+        with log.open("a") as fh:
+            fh.write(f"end {run.name}\n")
+        return "done", ""
+
+    monkeypatch.setattr(cluster, "_local_cluster", lambda grid, gpus: LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None))
+    cluster.run_on_dask(Grid(corpora=["a", "b"], workers=2, results_dir=str(tmp_path)), ["a", "b"], [source, transfer],
+                        run_features=lambda grid, corpus, env: [], run_one=run_one, mark_lost=None, progress=False,
+                        say=lambda *a: None)
+    assert log.read_text().splitlines() == ["start emodarts", "end emodarts", "start emodarts_from_a",
+                                            "end emodarts_from_a"]
+
+
 def test_the_dashboard_link_a_local_grid_prints_answers(tmp_path):
     """`emokit run --workers 2` prints the Dask dashboard's address: the page
     must be there (it needs bokeh, a dependency)."""
