@@ -71,7 +71,7 @@ def report_folds(data: Path, name: str) -> None:
 
     from emokit.data import load_corpus
     from emokit.diagnosis import speaker_confound
-    from emokit.splits import Fold, fold_table, make_folds, speaker_keys
+    from emokit.splits import Fold, fold_imbalance, fold_table, make_folds, speaker_keys
 
     manifest = load_corpus(name, data / name)
     print(speaker_confound(manifest).describe(name))
@@ -87,6 +87,10 @@ def report_folds(data: Path, name: str) -> None:
     print(fold_table(new, manifest).drop(columns=["n_search", "n_val"]).to_string(index=False))
     for warning in caught:
         print("warning:", warning.message)
+    labels = manifest["label"].to_numpy()
+    for name, folds in (("before", old), ("after", new)):
+        missing, spread = fold_imbalance([labels[f.indices("test")] for f in folds], labels)
+        print(f"{name}: {missing} (fold, class) pairs without a test utterance; spread {spread:.3f}")
 
 
 def main() -> None:

@@ -98,13 +98,17 @@ def _uneven_confounded() -> pd.DataFrame:
 def test_folds_of_an_uneven_confounded_corpus_hold_every_class(recwarn):
     from sklearn.model_selection import StratifiedGroupKFold
 
-    from emokit.splits import fold_table, make_folds, missing_classes, speaker_keys
+    from emokit.splits import fold_imbalance, fold_table, make_folds, missing_classes, speaker_keys
 
     manifest = _uneven_confounded()
     keys = speaker_keys(manifest)
     # The rule before: a single StratifiedGroupKFold draw leaves classes out of test folds here.
-    draw = StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=0).split(manifest, manifest["label"], keys)
+    draw = list(StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=0).split(manifest, manifest["label"], keys))
     assert any(manifest["label"].iloc[test].nunique() < 4 for _, test in draw)
+    labels = manifest["label"].to_numpy()
+    before = fold_imbalance([labels[test] for _, test in draw], labels)
+    after = fold_imbalance([labels[f.indices("test")] for f in make_folds(manifest)], labels)
+    assert before[0] >= 1 and after[0] == 0  # (fold, class) pairs without a test utterance
     for seed in (0, 1, 2):
         folds = make_folds(manifest, seed=seed)
         assert len(folds) == 5 and missing_classes(folds, manifest) == {}
