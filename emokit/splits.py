@@ -257,6 +257,7 @@ def _gender_pair_groups(manifest: pd.DataFrame, keys: pd.Series) -> list[list[st
 
 
 BALANCE_DRAWS = 20  # StratifiedGroupKFold draws that start _balanced_groups' local search
+BALANCE_MAX_SPEAKERS = 200  # above it one draw: with many speakers a draw is balanced and a search slow
 
 
 def _balanced_groups(manifest: pd.DataFrame, keys: pd.Series, n_folds: int, seed: int) -> list[list[str]]:
@@ -264,12 +265,13 @@ def _balanced_groups(manifest: pd.DataFrame, keys: pd.Series, n_folds: int, seed
 
     A StratifiedGroupKFold draw is greedy: on a corpus whose speakers hold
     few emotions and very different numbers of files it can leave a class
-    out of a test fold although a split holding every class exists. So the
-    best of :data:`BALANCE_DRAWS` draws (seeded by ``seed``) by
+    out of a test fold although a split holding every class exists. So, for
+    corpora of up to :data:`BALANCE_MAX_SPEAKERS` speakers, the best of
+    :data:`BALANCE_DRAWS` draws (seeded by ``seed``) by
     :func:`fold_imbalance` is improved by moving single speakers to other
     folds and swapping pairs of speakers while that lowers the imbalance
     (first the (fold, class) pairs without a test utterance, then the
-    spread of class shares and fold sizes).
+    spread of class shares and fold sizes). Larger corpora get one draw.
     """
     n_speakers = keys.nunique()
     n_folds = min(n_folds, n_speakers)
@@ -279,24 +281,26 @@ def _balanced_groups(manifest: pd.DataFrame, keys: pd.Series, n_folds: int, seed
     speakers = sorted(set(keys))
     counts = pd.crosstab(keys, labels).reindex(speakers).to_numpy(float)  # speaker x class
     overall = counts.sum(axis=0)
+    small = n_speakers <= BALANCE_MAX_SPEAKERS
+    states = np.random.SeedSequence(seed).generate_state(BALANCE_DRAWS) if small else [seed]
     best, best_score = None, None
-    for state in np.random.SeedSequence(seed).generate_state(BALANCE_DRAWS):
+    for state in states:
         splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=int(state))
         try:
             tests = [set(keys.iloc[test]) for _, test in splitter.split(manifest, labels, groups=keys)]
         except ValueError:  # a class too rare to stratify: plain group folds
             tests = [set(keys.iloc[test]) for _, test in GroupKFold(n_splits=n_folds).split(manifest, groups=keys)]
         fold_of = np.array([next(i for i, t in enumerate(tests) if s in t) for s in speakers])
-        score = _imbalance(counts, fold_of, n_folds, overall)
+        score = _score(_per_fold(counts, fold_of, n_folds), overall)
         if best_score is None or score < best_score:
             best, best_score = fold_of, score
-    fold_of = _improve(counts, best, n_folds, overall)
+    fold_of = _improve(counts, best, n_folds, overall) if small else best
     return [[s for s, f in zip(speakers, fold_of) if f == k] for k in range(n_folds)]
 
 
-def _imbalance(counts: np.ndarray, fold_of: np.ndarray, n_folds: int, overall: np.ndarray) -> tuple[int, float]:
-    per_fold = np.stack([counts[fold_of == k].sum(axis=0) for k in range(n_folds)])
-    return _score(per_fold, overall)
+def _per_fold(counts: np.ndarray, fold_of: np.ndarray, n_folds: int) -> np.ndarray:
+    """Test utterances per fold and class."""
+    return np.stack([counts[fold_of == k].sum(axis=0) for k in range(n_folds)])
 
 
 def _score(per_fold: np.ndarray, overall: np.ndarray) -> tuple[int, float]:
@@ -307,29 +311,33 @@ def _score(per_fold: np.ndarray, overall: np.ndarray) -> tuple[int, float]:
 
 
 def _improve(counts: np.ndarray, fold_of: np.ndarray, n_folds: int, overall: np.ndarray) -> np.ndarray:
-    """Local search: single-speaker moves and pair swaps while they lower :func:`_imbalance`."""
+    """Local search: single-speaker moves and pair swaps while they lower :func:`_score`
+    (each tried on the fold x class counts, updated by the speakers it moves)."""
     fold_of = fold_of.copy()
-    score = _imbalance(counts, fold_of, n_folds, overall)
+    per_fold = _per_fold(counts, fold_of, n_folds)
+    score = _score(per_fold, overall)
     n = len(fold_of)
+    # Moves first (speaker i to fold k), then swaps (speakers i and j), each pass in this order.
+    candidates = [(i, None, k) for i in range(n) for k in range(n_folds)] + \
+                 [(i, j, None) for i in range(n) for j in range(i + 1, n)]
     improved = True
     while improved:
         improved = False
-        candidates = [(i, k) for i in range(n) for k in range(n_folds)] + \
-                     [(i, -1 - j) for i in range(n) for j in range(i + 1, n)]  # negative: swap with speaker j
-        for i, move in candidates:
-            trial = fold_of.copy()
-            if move >= 0:
-                if trial[i] == move or (trial == trial[i]).sum() == 1:  # no fold may lose its last speaker
-                    continue
-                trial[i] = move
-            else:
-                j = -1 - move
-                if trial[i] == trial[j]:
-                    continue
-                trial[i], trial[j] = trial[j], trial[i]
-            trial_score = _imbalance(counts, trial, n_folds, overall)
+        for i, j, k in candidates:
+            a = fold_of[i]
+            b = fold_of[j] if j is not None else k
+            if a == b or (j is None and (fold_of == a).sum() == 1):  # no fold may lose its last speaker
+                continue
+            delta = counts[i] - (counts[j] if j is not None else 0)  # what fold a loses and fold b gains
+            trial = per_fold.copy()
+            trial[a] -= delta
+            trial[b] += delta
+            trial_score = _score(trial, overall)
             if trial_score < score:
-                fold_of, score, improved = trial, trial_score, True
+                fold_of[i] = b
+                if j is not None:
+                    fold_of[j] = a
+                per_fold, score, improved = trial, trial_score, True
     return fold_of
 
 

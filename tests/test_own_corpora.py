@@ -189,3 +189,20 @@ def test_a_29_speaker_corpus_like_the_issues_holds_every_class_in_every_test_fol
         folds = make_folds(manifest)
     assert len(folds) == 5 and missing_classes(folds, manifest) == {}
     assert manifest["speaker"].nunique() == 29 and 300 <= len(manifest) <= 450
+
+
+def test_a_corpus_of_many_speakers_keeps_one_stratified_draw():
+    """Above BALANCE_MAX_SPEAKERS a draw is balanced and a search slow: the folds are one draw's."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    from emokit.splits import BALANCE_MAX_SPEAKERS, make_folds
+
+    n = BALANCE_MAX_SPEAKERS + 50
+    rows = [{"path": f"/x/{s}_{k}.wav", "speaker": f"s{s:03d}", "label": PAPER_CLASSES[(s + k) % 4]}
+            for s in range(n) for k in range(3)]
+    table = pd.DataFrame(rows)
+    manifest = table.assign(corpus="many", gender="unknown", session="", raw_label=table["label"])
+    draw = StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=0).split(manifest, manifest["label"],
+                                                                                 manifest["speaker"])
+    expected = sorted(tuple(sorted(set(manifest["speaker"].iloc[test]))) for _, test in draw)
+    assert sorted(f.test_speakers for f in make_folds(manifest)) == expected
