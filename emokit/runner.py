@@ -281,7 +281,7 @@ def run_grid(grid: Grid, progress: bool = True) -> pd.DataFrame:
     write_json(asdict(grid), results / "grid.json")
     runs = plan(grid)
     todo = [run for run in runs if not _finished(grid, run, run.info)]
-    corpora = list(dict.fromkeys([run.corpus for run in todo]))
+    corpora = list(dict.fromkeys(run.corpus for run in todo))
     if _distributed(grid):
         run_on_dask(grid, corpora, todo, run_features=run_features, run_one=run_one, mark_lost=mark_lost,
                     progress=progress, say=say)
