@@ -126,9 +126,10 @@ class Grid:
     scheduler: str | None = None
     cluster: dict | None = None
     threads: int | None = None  # CPU threads per run (None: cores / workers on a local cluster, else the worker's)
-    # Filled by the runner, not set by users: corpus -> emokit.features.data_fingerprint of its files
-    # (and "<corpus>/folds" -> its fold scheme).
+    # Filled by the runner, not set by users: corpus -> emokit.features.data_fingerprint of its files,
+    # and corpus -> its fold scheme (emokit.splits.fold_scheme).
     fingerprints: dict = field(default_factory=dict, repr=False)
+    fold_schemes: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.results_dir is None:
@@ -157,7 +158,8 @@ def check_settings(dicts: dict[str, dict], where: str = "") -> None:
             raise UnknownSettingError(f"{where}'{key}': {exc}") from None
 
 
-GRID_SETTINGS = [name for name in Grid.__dataclass_fields__ if name != "fingerprints"]  # what users may set
+GRID_SETTINGS = [name for name in Grid.__dataclass_fields__
+                 if name not in ("fingerprints", "fold_schemes")]  # what users may set
 
 
 def make_grid(preset: str = "quick", config_file: str | Path | None = None, **overrides) -> Grid:
@@ -315,12 +317,11 @@ def data_fingerprint(grid: Grid, corpus: str, manifest=None) -> str:
 
 def fold_scheme(grid: Grid, corpus: str) -> str:
     """:func:`emokit.splits.fold_scheme` of ``corpus``, read once per grid."""
-    key = f"{corpus}/folds"  # no corpus name holds a "/"
-    if key not in grid.fingerprints:
+    if corpus not in grid.fold_schemes:
         from emokit.splits import fold_scheme as scheme_of
 
-        grid.fingerprints[key] = scheme_of(corpus_manifest(grid, corpus))
-    return grid.fingerprints[key]
+        grid.fold_schemes[corpus] = scheme_of(corpus_manifest(grid, corpus))
+    return grid.fold_schemes[corpus]
 
 
 def run_settings(grid: Grid, run: Run) -> dict:

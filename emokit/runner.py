@@ -270,6 +270,7 @@ def run_grid(grid: Grid, progress: bool = True) -> pd.DataFrame:
     results.mkdir(parents=True, exist_ok=True)
     risky = risky_settings(grid.normalization, grid.val_speakers)
     grid.fingerprints.clear()  # the corpora are read afresh by every call: their files may have changed since
+    grid.fold_schemes.clear()
     for corpus in grid.corpora:
         manifest = corpus_manifest(grid, corpus)
         data_fingerprint(grid, corpus, manifest)  # read once here; Dask workers get them with the grid
