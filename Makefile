@@ -28,10 +28,16 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $@
 
-install: $(VENV)/.installed graphviz git-filter
+# JupyterLab from the venv loads emokit.jupyter_git (a saved run leaves git status
+# clean); a wheel install ships this file, an editable one does not.
+LAB_CONFIG := $(VENV)/etc/jupyter/jupyter_server_config.d/emokit.json
+$(LAB_CONFIG): jupyter-config/jupyter_server_config.d/emokit.json $(VENV)/.installed
+	install -D -m 644 $< $@
+
+install: $(VENV)/.installed $(LAB_CONFIG) graphviz git-filter
 
 # Notebooks run in JupyterLab keep their outputs on disk; git reads them through
-# nbstripout (.gitattributes), so `git status` stays clean after a run. A kernel
+# nbstripout (.gitattributes), so `git diff` shows nothing after a run. A kernel
 # also fills in language_info's details: stripped too (its name stays).
 NB_RUN_KEYS := $(addprefix metadata.language_info.,codemirror_mode file_extension mimetype nbconvert_exporter pygments_lexer version)
 git-filter: $(VENV)/.installed

@@ -13,8 +13,9 @@ speakers; ``speaker``: first each speaker standardised with their own
 statistics), and classified by a logistic regression (default) or an RBF SVM.
 The regularisation strength ``C`` is chosen on the fold's ``val`` role only;
 the model is fitted on the training roles and the test speakers are scored
-once. A run folder holds ``config.json``, ``metrics.json``, ``model.joblib``
-and ``confusion.png``.
+once. A run folder holds ``config.json``, ``metrics.json``, ``model.joblib``,
+``standardiser.npz`` (the training mean and scale, to score another corpus
+the same way) and ``confusion.png``.
 """
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ from emokit.utils import atomic_write_bytes, read_json, write_json
 from emokit.viz.training import confusion_matrix_figure
 
 FUNCTIONALS = ("mfcc_stats", "egemaps", "compare")
+STANDARDISER = "standardiser.npz"  # a run's training mean and scale, to score other corpora the same way
 CLASSIFIERS = ("logreg", "svm")
 
 
@@ -140,19 +142,50 @@ def _standardise(values: np.ndarray, fitted_on: np.ndarray) -> np.ndarray:
     return (values - mean) / np.where(std > 1e-8, std, 1.0)
 
 
-def normalise(values: np.ndarray, data: FoldData) -> np.ndarray:
-    """Functionals normalised as the fold's maps are: per speaker first when
-    ``data.normalization == "speaker"`` (no labels used), then with the
-    statistics of the training speakers (every role but ``test``)."""
-    manifest = data.manifest
+def speaker_standardise(values: np.ndarray, speakers) -> np.ndarray:
+    """Each speaker's functionals standardised with that speaker's own statistics (no labels used).
+
+    Parameters
+    ----------
+    values : ndarray (n, n_functionals)
+    speakers : sequence of n speaker keys (:func:`emokit.splits.speaker_keys`)
+
+    Returns
+    -------
+    ndarray (n, n_functionals), float64
+    """
+    keys = np.asarray(list(speakers), dtype=object)
+    out = np.empty(values.shape, dtype=np.float64)
+    for key in pd.unique(keys):
+        rows = np.flatnonzero(keys == key)
+        out[rows] = _standardise(values[rows].astype(np.float64), np.arange(len(rows)))
+    return out
+
+
+def normalised(values: np.ndarray, data: FoldData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Functionals normalised as the fold's maps are, and the standardiser used.
+
+    Per speaker first when ``data.normalization == "speaker"``
+    (:func:`speaker_standardise`, no labels used), then with the mean and
+    standard deviation of the training speakers (every role but ``test``).
+
+    Returns
+    -------
+    x : ndarray (n, n_functionals), float64
+    mean, scale : ndarray (n_functionals,) each: ``x = (values' - mean) / scale``
+    """
     if data.normalization == "speaker":
-        keys = speaker_keys(manifest)
-        out = np.empty_like(values, dtype=np.float64)
-        for key in pd.unique(keys):
-            rows = np.flatnonzero((keys == key).to_numpy())
-            out[rows] = _standardise(values[rows].astype(np.float64), np.arange(len(rows)))
-        values = out
-    return _standardise(values.astype(np.float64), (manifest["role"] != "test").to_numpy())
+        values = speaker_standardise(values, speaker_keys(data.manifest))
+    values = values.astype(np.float64)
+    fitted_on = values[(data.manifest["role"] != "test").to_numpy()]
+    mean, std = fitted_on.mean(axis=0), fitted_on.std(axis=0)
+    scale = np.where(std > 1e-8, std, 1.0)
+    return (values - mean) / scale, mean, scale
+
+
+def normalise(values: np.ndarray, data: FoldData) -> np.ndarray:
+    """:func:`normalised`'s ``x``."""
+    return normalised(values, data)[0]
 
 
 def _classifier(config: ClassicalConfig, c: float, seed: int):
@@ -191,7 +224,7 @@ def fit_classical(values: np.ndarray, data: FoldData, run_dir: str | Path, confi
         raise ValueError(f"functionals are not finite for {bad[:5]}; check these files")
     data.check_no_test_speakers(config.train_roles)
     started = time.perf_counter()
-    x = normalise(values, data)
+    x, mean, scale = normalised(values, data)  # mean, scale kept: emokit.cross_corpus scores other corpora with them
     roles = data.manifest["role"].to_numpy()
     labels = {role: data.y[role] for role in data.y}
     x_role = {role: x[roles == role] for role in labels}
@@ -213,9 +246,13 @@ def fit_classical(values: np.ndarray, data: FoldData, run_dir: str | Path, confi
     metrics["suspect"] = below_chance(metrics)
     write_json({"model_name": "classical", "classical": config.to_dict(), "classes": list(data.classes),
                 "normalization": data.normalization, "seed": seed,
+                "feature_config": data.feature_config.to_dict() if data.feature_config is not None else None,
                 "fold": {"index": int(data.fold.index), "test_speakers": list(data.fold.test_speakers)},
                 "extra": extra}, run_dir / "config.json")
     joblib.dump(model, run_dir / "model.joblib")
+    buffer = io.BytesIO()
+    np.savez(buffer, mean=mean, scale=scale)
+    atomic_write_bytes(run_dir / STANDARDISER, buffer.getvalue())
     figure = confusion_matrix_figure(np.asarray(metrics["confusion"]), data.classes)
     figure.savefig(run_dir / "confusion.png", dpi=110)
     write_json(metrics, run_dir / "metrics.json")  # last: marks the run finished

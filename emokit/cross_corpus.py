@@ -3,10 +3,11 @@ over to another corpus?
 
 Two answers, both driven by a grid's ``test_corpora``:
 
-- **scores on another corpus**: every deep model trained on a fold of
-  corpus A is scored once on *all* of corpus B (:func:`score_run`), with A's
-  feature settings and normaliser; where A's runs standardised each speaker
-  on their own data (``normalization: speaker``), B's speakers are too.
+- **scores on another corpus**: every model trained on a fold of corpus A
+  (the classical control too) is scored once on *all* of corpus B
+  (:func:`score_run`), with A's feature settings and normaliser; where A's
+  runs standardised each speaker on their own data (``normalization:
+  speaker``), B's speakers are too.
   Kept as ``<run>/cross/<B>.json`` and gathered by :func:`cross_table`.
 - **genome transfer**: the genome searched on A, retrained from scratch on
   B's folds (run kind ``transfer``, named :func:`transfer_name`), against
@@ -39,8 +40,8 @@ def score_run(retrain_dir: str | Path, corpus: str, data_root=None, feature_dir=
 
     Parameters
     ----------
-    retrain_dir : a folder written by :func:`emokit.train.train_model` (the
-        run's ``retrain/``)
+    retrain_dir : a folder written by :func:`emokit.train.train_model` or
+        :func:`emokit.classical.fit_classical` (the run's ``retrain/``)
     corpus : the corpus to score on; only its utterances of the run's
         classes are used
     data_root, feature_dir : where the corpus and the feature cache are
@@ -58,6 +59,8 @@ def score_run(retrain_dir: str | Path, corpus: str, data_root=None, feature_dir=
     from emokit.splits import speaker_keys
     from emokit.train import load_trained, predict_logits
 
+    if (Path(retrain_dir) / "model.joblib").exists():
+        return _score_classical(Path(retrain_dir), corpus, data_root, feature_dir, progress)
     model, config = load_trained(retrain_dir, device)
     if not config.get("feature_config"):
         raise ValueError(f"{retrain_dir} was trained without a feature_config; it cannot be scored on another corpus")
@@ -73,6 +76,42 @@ def score_run(retrain_dir: str | Path, corpus: str, data_root=None, feature_dir=
     return metrics
 
 
+def _score_classical(retrain_dir: Path, corpus: str, data_root, feature_dir, progress: bool) -> dict:
+    """:func:`score_run` of the classical control: the corpus's functionals,
+    standardised with the run's training mean and scale (per speaker first
+    where the run did), classified by the fitted model."""
+    import joblib
+
+    from emokit.classical import STANDARDISER, ClassicalConfig, functionals, speaker_standardise
+    from emokit.features import FeatureConfig, data_fingerprint
+    from emokit.fold_data import label_indices
+    from emokit.metrics import below_chance, evaluate
+    from emokit.pipeline import corpus_features
+    from emokit.splits import speaker_keys
+
+    config = read_json(retrain_dir / "config.json")
+    if not (retrain_dir / STANDARDISER).exists() or not config.get("feature_config"):
+        raise ValueError(f"{retrain_dir} was fitted before emokit kept its standardisation, so it cannot be scored "
+                         "on another corpus; delete its run folder and run the grid again (seconds)")
+    classes = tuple(config["classes"])
+    # the files the deep models are scored on: those notebook 01 could read
+    _, manifest = corpus_features(corpus, data_root, FeatureConfig.from_dict(config["feature_config"]), feature_dir,
+                                  classes, progress=progress)
+    values = functionals(manifest["path"], ClassicalConfig.from_dict(config["classical"]), cache_dir=feature_dir,
+                         progress=progress)
+    if not np.isfinite(values).all():
+        bad = manifest["path"][~np.isfinite(values).all(axis=1)].tolist()
+        raise ValueError(f"functionals of {corpus} are not finite for {bad[:5]}; check these files")
+    if config.get("normalization", "train") == "speaker":
+        values = speaker_standardise(values, speaker_keys(manifest))
+    standardiser = np.load(retrain_dir / STANDARDISER)
+    x = (values.astype(np.float64) - standardiser["mean"]) / standardiser["scale"]
+    predictions = joblib.load(retrain_dir / "model.joblib").predict(x)
+    metrics = evaluate(label_indices(manifest["label"], classes), predictions, classes)
+    metrics.update(suspect=below_chance(metrics), corpus=corpus, data=data_fingerprint(manifest))
+    return metrics
+
+
 def cross_file(run_dir: str | Path, corpus: str) -> Path:
     """Where a run's scores on ``corpus`` are kept."""
     return Path(run_dir) / "cross" / f"{corpus}.json"
@@ -82,7 +121,8 @@ def score_run_folder(run_dir: str | Path, corpus: str, data_fingerprint: str, **
     """:func:`score_run` of a grid run's ``retrain/`` on ``corpus``, kept in
     :func:`cross_file` and reused while neither the corpus's files
     (``data_fingerprint``) nor the run's training (its model file) changed.
-    None for a run without a deep model (the classical control)."""
+    None for a run without a model to score (failed, or a classical run
+    fitted before emokit kept its standardiser)."""
     run_dir = Path(run_dir)
     trained = _trained(run_dir)
     if trained is None:
@@ -97,14 +137,21 @@ def score_run_folder(run_dir: str | Path, corpus: str, data_fingerprint: str, **
 
 
 def needs_scoring(run_dir: str | Path, corpus: str, data_fingerprint: str) -> bool:
-    """Whether :func:`score_run_folder` would score (a deep model without current scores on ``corpus``)."""
+    """Whether :func:`score_run_folder` would score (a model without current scores on ``corpus``)."""
     return _trained(Path(run_dir)) is not None and _kept_scores(Path(run_dir), corpus, data_fingerprint) is None
 
 
 def _trained(run_dir: Path) -> str | None:
-    """Size and time of the run's model file: a retraining changes them; None without a deep model."""
-    model = run_dir / "retrain" / "model.pt"
-    return f"{model.stat().st_size}:{model.stat().st_mtime_ns}" if model.exists() else None
+    """Size and time of the run's model file: a retraining changes them; None
+    without a model (a failed run, or a classical one fitted before emokit
+    kept its standardiser)."""
+    from emokit.classical import STANDARDISER
+
+    retrain = run_dir / "retrain"
+    for model in (retrain / "model.pt", retrain / "model.joblib"):
+        if model.exists() and (model.suffix == ".pt" or (retrain / STANDARDISER).exists()):
+            return f"{model.stat().st_size}:{model.stat().st_mtime_ns}"
+    return None
 
 
 def _kept_scores(run_dir: Path, corpus: str, data_fingerprint: str) -> dict | None:

@@ -305,12 +305,21 @@ def run_grid(grid: Grid, progress: bool = True) -> pd.DataFrame:
 
 
 def score_across_corpora(grid: Grid, runs: list[Run], progress: bool = True) -> int:
-    """Score every finished deep model of the grid on each test corpus other
-    than its own (:func:`emokit.cross_corpus.score_run_folder`; kept scores
-    are reused while neither side changed). Returns how many were scored."""
+    """Score every finished model of the grid (the classical control too) on
+    each test corpus other than its own
+    (:func:`emokit.cross_corpus.score_run_folder`; kept scores are reused
+    while neither side changed). A score that fails is reported and the
+    others go on. Returns how many were scored."""
     from tqdm.auto import tqdm
 
+    from emokit.classical import STANDARDISER
     from emokit.cross_corpus import needs_scoring, score_run_folder
+
+    unkept = [run.folder for run in runs if run.name == "classical" and _finished(grid, run, run.info)
+              and not (run.folder / "retrain" / STANDARDISER).exists()]
+    if unkept:
+        print(f"{len(unkept)} classical run(s) were fitted before emokit kept their standardiser and are not scored "
+              f"on other corpora; delete them (e.g. {unkept[0]}) and run again (seconds each)")
 
     pairs = [(run, corpus) for run in runs if run.kind != "transfer" for corpus in grid.test_corpora
              if corpus != run.corpus and _finished(grid, run, run.info)
@@ -326,6 +335,9 @@ def score_across_corpora(grid: Grid, runs: list[Run], progress: bool = True) -> 
         try:
             scores = score_run_folder(run.folder, corpus, data_fingerprint(grid, corpus), data_root=grid.data_root,
                                       feature_dir=feature_dir)
+        except Exception as exc:  # one run's score must not stop the others
+            print(f"FAILED scoring {run.folder} on {corpus}: {describe_failure(exc)}")
+            continue
         finally:
             lock.release()
         scored += scores is not None

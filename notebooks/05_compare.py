@@ -123,6 +123,7 @@ for sentence in comparisons["verdict"]:
 # column's: the diagonal is the usual test on unseen speakers of the same
 # corpus, the rest scores the same trained networks on *all* of another
 # corpus (its speakers normalised on their own data where the preset does so).
+# The classical control is scored the same way, on its functionals.
 #
 # The second question is about the genome, not the weights: the genome
 # searched on corpus A is retrained from scratch on corpus B's folds

@@ -71,20 +71,23 @@ def test_a_grid_scores_across_corpora_and_retrains_transferred_genomes(tmp_path)
     _corpus(data, "a", speakers=4)
     _corpus(data, "b", speakers=4, shift=1.05)
     results_dir = tmp_path / "results"
-    grid = make_grid("quick", corpora=["a", "b"], test_corpora=["a", "b"], baselines=["random"], folds=[0],
+    grid = make_grid("quick", corpora=["a", "b"], test_corpora=["a", "b"], baselines=["random", "classical"], folds=[0],
                      data_root=str(data), results_dir=str(results_dir), cell_timeout=300, **TINY)
     results = run_grid(grid, progress=False)
     assert (results["status"] == "done").all(), results[["corpus", "name", "error"]]
     assert sorted(zip(results["corpus"], results["name"])) == [
-        ("a", "emodarts"), ("a", "emodarts_from_b"), ("a", "random"), ("b", "emodarts"), ("b", "emodarts_from_a"),
-        ("b", "random")]
+        ("a", "classical"), ("a", "emodarts"), ("a", "emodarts_from_b"), ("a", "random"),
+        ("b", "classical"), ("b", "emodarts"), ("b", "emodarts_from_a"), ("b", "random")]
     runs = results_dir / "runs"
     # the transferred genome is the source corpus's searched genome, retrained on the target's fold
     config = json.loads((runs / "b" / "emodarts_from_a" / "fold0-seed0" / "retrain" / "config.json").read_text())
     assert Genome.from_dict(config["genome"]) == Genome.load(runs / "a" / "emodarts" / "fold0-seed0" / "search")
     cross = cross_table(results_dir)
     assert sorted(zip(cross["train_corpus"], cross["test_corpus"], cross["name"])) == [
-        ("a", "b", "emodarts"), ("a", "b", "random"), ("b", "a", "emodarts"), ("b", "a", "random")]
+        ("a", "b", "classical"), ("a", "b", "emodarts"), ("a", "b", "random"),
+        ("b", "a", "classical"), ("b", "a", "emodarts"), ("b", "a", "random")]
+    classical = json.loads((runs / "a" / "classical" / "fold0-seed0" / "cross" / "b.json").read_text())
+    assert classical["n"] == 48 and classical["ua"] > 0.5  # b's tones are a's, 5 % higher: functionals carry over
     scores = json.loads((runs / "a" / "random" / "fold0-seed0" / "cross" / "b.json").read_text())
     assert scores["n"] == 48 and sum(map(sum, scores["confusion"])) == 48  # all of b: 4 speakers x 4 x 3
     assert 0 <= scores["ua"] <= 1 and np.isfinite(scores["ua"])
@@ -102,6 +105,19 @@ def test_a_grid_scores_across_corpora_and_retrains_transferred_genomes(tmp_path)
     assert "trained on (rows) x tested on (columns)" in executed and "a -> b: the emodarts genomes" in executed
     assert (results_dir / "tables" / "genome_transfer.csv").exists()
 
+    # scored with the run's own standardiser: its test speakers, as a corpus of their own, score as in training
+    from emokit.cross_corpus import score_run
+
+    fitted = runs / "a" / "classical" / "fold0-seed0" / "retrain"
+    test_speakers = json.loads((fitted / "config.json").read_text())["fold"]["test_speakers"]
+    manifest = pd.read_csv(data / "a" / "manifest.csv")
+    (data / "a_test").mkdir()
+    manifest[manifest["speaker"].isin([k.split(":")[-1] for k in test_speakers])].assign(
+        path=lambda m: [str(data / "a" / p) for p in m["path"]]).to_csv(data / "a_test" / "manifest.csv", index=False)
+    again = score_run(fitted, "a_test", data_root=data, feature_dir=results_dir / "features")
+    trained = json.loads((fitted / "metrics.json").read_text())
+    assert again["confusion"] == trained["confusion"] and again["ua"] == trained["ua"]
+
     # nothing changed: nothing is retrained or rescored
     stamps = {p: p.stat().st_mtime_ns for p in runs.rglob("*.json") if "01_features" not in p.name}
     run_grid(grid, progress=False)
@@ -117,7 +133,8 @@ def test_a_grid_scores_across_corpora_and_retrains_transferred_genomes(tmp_path)
     soundfile.write(wav, audio[:-160], rate)
     grid.fingerprints.clear()  # as run_grid does first
     stale = {(run.corpus, run.name) for run in plan(grid) if not _finished(grid, run, run.info)}
-    assert stale == {("b", "emodarts"), ("b", "random"), ("b", "emodarts_from_a"), ("a", "emodarts_from_b")}
+    assert stale == {("b", "emodarts"), ("b", "random"), ("b", "classical"), ("b", "emodarts_from_a"),
+                     ("a", "emodarts_from_b")}
     changed = data_fingerprint(grid, "b")
     assert needs_scoring(runs / "a" / "random" / "fold0-seed0", "b", changed)
     assert not needs_scoring(runs / "b" / "random" / "fold0-seed0", "a", data_fingerprint(grid, "a"))

@@ -137,7 +137,7 @@ def test_a_wheel_installed_in_a_fresh_venv_runs_a_grid(tmp_path, datasets_root):
     import shutil
 
     source = tmp_path / "source"  # a copy: building leaves build/ and *.egg-info behind
-    for name in ("emokit", "notebooks"):
+    for name in ("emokit", "notebooks", "jupyter-config"):
         shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
@@ -154,6 +154,8 @@ def test_a_wheel_installed_in_a_fresh_venv_runs_a_grid(tmp_path, datasets_root):
     # a .pth line, so its editable emokit is not activated); emokit from the wheel.
     Path(site, "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True)
+    # JupyterLab in that environment loads emokit.jupyter_git (git status clean after a saved run)
+    assert "emokit.jupyter_git" in (venv / "etc/jupyter/jupyter_server_config.d/emokit.json").read_text()
     where = subprocess.run([str(python), "-c", "import emokit, emokit.runner as e; print(emokit.__file__); "
                             "print(e.notebook_path('04_retrain.ipynb'))"], capture_output=True, text=True,
                            check=True, cwd=tmp_path).stdout.split()
