@@ -56,6 +56,8 @@ def refresh_git_index(os_path: str, **_) -> bool:
     try:
         if _git(folder, "ls-files", "--error-unmatch", "--", path.name).returncode != 0:
             return False  # not in a checkout, or not tracked
+        if _git(folder, "ls-files", "--unmerged", "--", path.name).stdout:
+            return False  # a merge conflict: `git add` would mark it resolved
         if _git(folder, "diff", "--quiet", "--", path.name).returncode != 0:
             return False  # a real change (or git failed): git status should list it
         added = _git(folder, "add", "--", path.name)

@@ -70,6 +70,20 @@ def test_a_real_change_stays_listed(repo):
     assert _git(repo, "diff", "--cached", "--stat") == ""
 
 
+def test_a_notebook_in_a_merge_conflict_is_left_unresolved(repo):
+    path = repo / "notebooks" / "01.ipynb"
+    _git(repo, "checkout", "-qb", "other")
+    nbformat.write(_notebook("print('other')"), path)
+    _git(repo, "commit", "-qam", "other")
+    _git(repo, "checkout", "-q", "-")
+    nbformat.write(_notebook("print('mine')"), path)
+    _git(repo, "commit", "-qam", "mine")
+    assert subprocess.run(["git", "merge", "-q", "other"], cwd=repo, capture_output=True).returncode != 0
+    nbformat.write(_notebook("print('mine')", outputs=True), path)  # saved in JupyterLab mid-merge
+    assert not refresh_git_index(str(path))
+    assert _git(repo, "ls-files", "--unmerged", "--", "notebooks/01.ipynb")  # still for the user to resolve
+
+
 def test_untracked_other_files_and_folders_outside_git_are_left_alone(repo, tmp_path_factory):
     new = repo / "notebooks" / "new.ipynb"
     nbformat.write(_notebook(outputs=True), new)
