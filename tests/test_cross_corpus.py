@@ -145,3 +145,35 @@ def test_test_corpora_must_be_a_list_of_names():
 
     with pytest.raises(ValueError, match="test_corpora must be a list of corpus names, got 'emovo'"):
         Grid(test_corpora="emovo")
+
+
+def test_a_failed_score_is_reported_and_the_others_go_on(tmp_path, monkeypatch, capsys):
+    """score_across_corpora: one run's score raising does not stop the next; a
+    classical run fitted before emokit kept its standardiser is named, not scored."""
+    import emokit.cross_corpus as cross_corpus
+    import emokit.runner as runner
+    from emokit.experiments import Grid, Run
+
+    grid = Grid(corpora=["a"], test_corpora=["a", "b"], results_dir=str(tmp_path))
+    runs = [Run("a", "baseline", name, 0, 0, tmp_path / name) for name in ("cnn", "random", "classical")]
+    for run in runs:
+        (run.folder / "retrain").mkdir(parents=True)
+    monkeypatch.setattr(runner, "_finished", lambda grid, run, info: True)
+    monkeypatch.setattr(runner, "run_features", lambda *args: [])
+    monkeypatch.setattr(runner, "data_fingerprint", lambda grid, corpus: "fingerprint")
+    monkeypatch.setattr(cross_corpus, "needs_scoring", lambda folder, corpus, fingerprint: folder.name != "classical")
+    scored_folders = []
+
+    def score(folder, corpus, fingerprint, **kwargs):
+        if folder.name == "cnn":
+            raise RuntimeError("model.pt is damaged")
+        scored_folders.append((folder.name, corpus))
+        return {"ua": 0.5}
+
+    monkeypatch.setattr(cross_corpus, "score_run_folder", score)
+    assert runner.score_across_corpora(grid, runs, progress=False) == 1
+    assert scored_folders == [("random", "b")]
+    printed = capsys.readouterr().out
+    assert f"FAILED scoring {tmp_path / 'cnn'} on b: RuntimeError: model.pt is damaged" in printed
+    assert "1 classical run(s) were fitted before emokit kept their standardiser" in printed
+    assert str(tmp_path / "classical") in printed
