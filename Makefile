@@ -29,12 +29,16 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # JupyterLab from the venv loads emokit.jupyter_git (a saved run leaves git status
-# clean); a wheel install ships this file, an editable one does not.
+# clean) and asks no question about Jupyter news; a wheel install ships these
+# files, an editable one does not.
 LAB_CONFIG := $(VENV)/etc/jupyter/jupyter_server_config.d/emokit.json
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
 $(LAB_CONFIG): jupyter-config/jupyter_server_config.d/emokit.json $(VENV)/.installed
 	install -D -m 644 $< $@
+$(LAB_SETTINGS): jupyter-config/lab-settings/overrides.json $(VENV)/.installed
+	install -D -m 644 $< $@
 
-install: $(VENV)/.installed $(LAB_CONFIG) graphviz git-filter
+install: $(VENV)/.installed $(LAB_CONFIG) $(LAB_SETTINGS) graphviz git-filter
 
 # Notebooks run in JupyterLab keep their outputs on disk; git reads them through
 # nbstripout (.gitattributes), so `git diff` shows nothing after a run. A kernel

@@ -207,10 +207,12 @@ def test_notebooks_01_to_05_run_by_hand_in_jupyterlab(lab):
         report[name] = row
         print(name, row, flush=True)
     (SHOTS / "report.json").write_text(json.dumps(report, indent=1))
+    news_prompt = driver.execute_script("return document.body.innerText.includes('notified about official Jupyter news');")
 
     for name, row in report.items():
         assert not row["errors"] and not row["unexecuted"], (name, row)
         assert row["pictures"] >= MIN_PICTURES[name], (name, row)
+    assert not news_prompt  # the kit's JupyterLab asks no question about Jupyter news
     # 02's live pictures: the first frame and at least two redraws while it searched
     assert report["02_search"]["live_frames"] >= 3, report["02_search"]
     readout_before, readout_after, image_before, image_after = report["02_search"]["slider"]

@@ -148,3 +148,4 @@ def test_pip_and_make_install_put_the_config_into_the_environment():
     installed = Path(sys.prefix) / "etc" / "jupyter" / "jupyter_server_config.d" / "emokit.json"
     assert installed.exists(), f"{installed} is missing: run `make install`"
     assert installed.read_text() == LAB_CONFIG.read_text(), f"{installed} is out of date: run `make install`"
+

@@ -1,6 +1,9 @@
 """The two ways in (pyproject for pip, environment.yml for conda) name the
-same packages, and the README shows the two commands."""
+same packages, the README shows the two commands, and the environment's
+JupyterLab has the kit's settings."""
+import json
 import re
+import sys
 import tomllib
 from pathlib import Path
 
@@ -29,3 +32,14 @@ def test_readme_shows_the_two_commands_and_ci_runs_the_test_one():
     readme = (ROOT / "README.md").read_text()
     assert "make demo" in readme and "make test" in readme
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+def test_jupyterlab_in_the_environment_asks_nothing_about_news():
+    """JupyterLab's news prompt covers a student's notebook and its feed is a web request: off in the kit's lab."""
+    source = ROOT / "jupyter-config" / "lab-settings" / "overrides.json"
+    assert json.loads(source.read_text())["@jupyterlab/apputils-extension:notification"] == {
+        "fetchNews": "false", "checkForUpdates": False}
+    assert '"share/jupyter/lab/settings" = ["jupyter-config/lab-settings/overrides.json"]' in (
+        ROOT / "pyproject.toml").read_text()
+    installed = Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+    assert installed.exists() and installed.read_text() == source.read_text(), \
+        f"{installed} is missing or out of date: run `make install`"

@@ -156,6 +156,7 @@ def test_a_wheel_installed_in_a_fresh_venv_runs_a_grid(tmp_path, datasets_root):
     subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True)
     # JupyterLab in that environment loads emokit.jupyter_git (git status clean after a saved run)
     assert "emokit.jupyter_git" in (venv / "etc/jupyter/jupyter_server_config.d/emokit.json").read_text()
+    assert "fetchNews" in (venv / "share/jupyter/lab/settings/overrides.json").read_text()
     where = subprocess.run([str(python), "-c", "import emokit, emokit.runner as e; print(emokit.__file__); "
                             "print(e.notebook_path('04_retrain.ipynb'))"], capture_output=True, text=True,
                            check=True, cwd=tmp_path).stdout.split()
