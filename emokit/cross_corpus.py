@@ -90,9 +90,11 @@ def _score_classical(retrain_dir: Path, corpus: str, data_root, feature_dir, pro
     from emokit.splits import speaker_keys
 
     config = read_json(retrain_dir / "config.json")
-    if not (retrain_dir / STANDARDISER).exists() or not config.get("feature_config"):
+    if not (retrain_dir / STANDARDISER).exists():
         raise ValueError(f"{retrain_dir} was fitted before emokit kept its standardisation, so it cannot be scored "
                          "on another corpus; delete its run folder and run the grid again (seconds)")
+    if not config.get("feature_config"):
+        raise ValueError(f"{retrain_dir} was fitted without a feature_config; it cannot be scored on another corpus")
     classes = tuple(config["classes"])
     # the files the deep models are scored on: those notebook 01 could read
     _, manifest = corpus_features(corpus, data_root, FeatureConfig.from_dict(config["feature_config"]), feature_dir,
