@@ -16,18 +16,16 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from lab_helpers import REPO, commit_all, free_port, git, init_checkout, settled_git_status, wait_for_server
 
 pytestmark = pytest.mark.browser
 
-REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SHOTS = REPO / "results" / "browser-test"
 NOTEBOOKS = ("01_features", "02_search", "03_genome", "04_retrain", "05_compare")
@@ -58,16 +56,6 @@ def _tools():
     return chromium, driver
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _git(folder: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=folder, check=True, capture_output=True, text=True).stdout
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory, datasets_root):
     """JupyterLab over a fresh repository holding the checkout's notebooks
@@ -78,21 +66,15 @@ def lab(tmp_path_factory, datasets_root):
 
     base = tmp_path_factory.mktemp("browser")
     root = base / "clone"
-    shutil.copytree(REPO / "notebooks", root / "notebooks",
-                    ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
-    for name in (".gitattributes", ".gitignore"):
-        shutil.copy(REPO / name, root / name)
     clean = subprocess.run(["git", "config", "--get", "filter.nbstripout.clean"], cwd=REPO, capture_output=True,
                            text=True).stdout.strip()
     if not clean:
         pytest.skip("git's nbstripout filter is not configured in this checkout: run `make install`")
-    _git(root, "init", "-q")
-    for key, value in (("user.email", "test@emokit"), ("user.name", "test"),
-                       ("filter.nbstripout.clean", clean), ("filter.nbstripout.smudge", "cat")):
-        _git(root, "config", key, value)
-    _git(root, "add", "-A")
-    _git(root, "commit", "-qm", "notebooks")
-    port = _free_port()
+    init_checkout(root, clean)
+    shutil.copytree(REPO / "notebooks", root / "notebooks",
+                    ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
+    commit_all(root, "notebooks")
+    port = free_port()
     env = dict(os.environ, EMOKIT_DATA=str(datasets_root), EMOKIT_RESULTS=str(base / "results"))
     server = subprocess.Popen(
         [str(BIN / "jupyter"), "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1", "--allow-root",
@@ -100,12 +82,7 @@ def lab(tmp_path_factory, datasets_root):
          "--LabApp.expose_app_in_browser=True", f"--ServerApp.root_dir={root}",
          f"--LabApp.workspaces_dir={base / 'workspaces'}", f"--LabApp.user_settings_dir={base / 'settings'}"],
         env=env, stdout=open(base / "lab.log", "w"), stderr=subprocess.STDOUT)
-    for _ in range(120):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=2)
-            break
-        except OSError:
-            time.sleep(0.5)
+    wait_for_server(port)
     options = webdriver.ChromeOptions()
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
                  "--disable-background-networking", "--disable-component-update", "--window-size=1400,1000",
@@ -222,11 +199,5 @@ def test_notebooks_01_to_05_run_by_hand_in_jupyterlab(lab):
     assert any(cell.get("outputs") for cell in saved["cells"])  # the run was saved, outputs and all
     # git reads no change in them, the jupytext .py pairs included: `git status` is clean (the
     # filter strips the outputs; emokit.jupyter_git refreshes git's index after each save)
-    listed = _git(root, "status", "--porcelain")
-    for _ in range(120):  # emokit.jupyter_git refreshes git's index in the background after a save
-        if not listed:
-            break
-        time.sleep(0.5)
-        listed = _git(root, "status", "--porcelain")
-    assert listed == ""
-    assert _git(root, "diff", "--stat") == ""
+    assert settled_git_status(root) == ""
+    assert git(root, "diff", "--stat") == ""

@@ -2,15 +2,14 @@
 change, leaves `git status` clean; a real change stays listed."""
 import json
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import nbformat
 import pytest
+from lab_helpers import commit_all, free_port, git, init_checkout, settled_git_status, wait_for_server
 
 from emokit.jupyter_git import refresh_git_index
 
@@ -19,10 +18,6 @@ LAB_CONFIG = ROOT / "jupyter-config" / "jupyter_server_config.d" / "emokit.json"
 NBSTRIPOUT = Path(sys.executable).parent / "nbstripout"
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None or not NBSTRIPOUT.exists(), reason="needs git and nbstripout")
-
-
-def _git(folder: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=folder, check=True, capture_output=True, text=True).stdout
 
 
 def _notebook(source: str = "print('hi')", outputs: bool = False) -> nbformat.NotebookNode:
@@ -37,16 +32,10 @@ def _notebook(source: str = "print('hi')", outputs: bool = False) -> nbformat.No
 @pytest.fixture
 def repo(tmp_path):
     """A checkout with the notebook filter as `make install` configures it, one committed notebook."""
-    _git(tmp_path, "init", "-q")
-    for key, value in (("user.email", "t@emokit"), ("user.name", "t"),
-                       ("filter.nbstripout.clean", f"'{NBSTRIPOUT}' --keep-id"), ("filter.nbstripout.smudge", "cat")):
-        _git(tmp_path, "config", key, value)
-    for name in (".gitattributes", ".gitignore"):  # .gitignore: JupyterLab's .ipynb_checkpoints
-        shutil.copy(ROOT / name, tmp_path / name)
+    init_checkout(tmp_path, f"'{NBSTRIPOUT}' --keep-id")
     (tmp_path / "notebooks").mkdir()
     nbformat.write(_notebook(), tmp_path / "notebooks" / "01.ipynb")
-    _git(tmp_path, "add", "-A")
-    _git(tmp_path, "commit", "-qm", "notebook")
+    commit_all(tmp_path, "notebook")
     return tmp_path
 
 
@@ -54,11 +43,11 @@ def test_a_saved_run_reads_as_unchanged_after_the_hook(repo):
     path = repo / "notebooks" / "01.ipynb"
     nbformat.write(_notebook(outputs=True), path)
     # without the hook: git lists it (its size changed) though the filtered notebook is the committed one
-    assert _git(repo, "status", "--porcelain") != ""
-    assert _git(repo, "diff", "--stat") == ""
+    assert git(repo, "status", "--porcelain") != ""
+    assert git(repo, "diff", "--stat") == ""
     assert refresh_git_index(str(path))
-    assert _git(repo, "status", "--porcelain") == ""
-    assert _git(repo, "diff", "--cached", "--stat") == ""  # nothing staged
+    assert git(repo, "status", "--porcelain") == ""
+    assert git(repo, "diff", "--cached", "--stat") == ""  # nothing staged
     assert nbformat.read(path, as_version=4).cells[0].outputs  # the outputs stay in the file
 
 
@@ -66,29 +55,29 @@ def test_a_real_change_stays_listed(repo):
     path = repo / "notebooks" / "01.ipynb"
     nbformat.write(_notebook("print('edited')", outputs=True), path)
     assert not refresh_git_index(str(path))
-    assert _git(repo, "status", "--porcelain").split() == ["M", "notebooks/01.ipynb"]
-    assert _git(repo, "diff", "--cached", "--stat") == ""
+    assert git(repo, "status", "--porcelain").split() == ["M", "notebooks/01.ipynb"]
+    assert git(repo, "diff", "--cached", "--stat") == ""
 
 
 def test_a_notebook_in_a_merge_conflict_is_left_unresolved(repo):
     path = repo / "notebooks" / "01.ipynb"
-    _git(repo, "checkout", "-qb", "other")
+    git(repo, "checkout", "-qb", "other")
     nbformat.write(_notebook("print('other')"), path)
-    _git(repo, "commit", "-qam", "other")
-    _git(repo, "checkout", "-q", "-")
+    git(repo, "commit", "-qam", "other")
+    git(repo, "checkout", "-q", "-")
     nbformat.write(_notebook("print('mine')"), path)
-    _git(repo, "commit", "-qam", "mine")
+    git(repo, "commit", "-qam", "mine")
     assert subprocess.run(["git", "merge", "-q", "other"], cwd=repo, capture_output=True).returncode != 0
     nbformat.write(_notebook("print('mine')", outputs=True), path)  # saved in JupyterLab mid-merge
     assert not refresh_git_index(str(path))
-    assert _git(repo, "ls-files", "--unmerged", "--", "notebooks/01.ipynb")  # still for the user to resolve
+    assert git(repo, "ls-files", "--unmerged", "--", "notebooks/01.ipynb")  # still for the user to resolve
 
 
 def test_untracked_other_files_and_folders_outside_git_are_left_alone(repo, tmp_path_factory):
     new = repo / "notebooks" / "new.ipynb"
     nbformat.write(_notebook(outputs=True), new)
     assert not refresh_git_index(str(new))
-    assert "?? notebooks/new.ipynb" in _git(repo, "status", "--porcelain")
+    assert "?? notebooks/new.ipynb" in git(repo, "status", "--porcelain")
     script = repo / "notebooks" / "01.py"
     script.write_text("# %%\n")
     assert not refresh_git_index(str(script))
@@ -97,18 +86,12 @@ def test_untracked_other_files_and_folders_outside_git_are_left_alone(repo, tmp_
     assert not refresh_git_index(str(outside))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_jupyter_server_from_the_environment_runs_the_hook_on_save(repo, tmp_path_factory):
     """The server JupyterLab runs on, with the environment's extensions (jupytext's
     included, which replaces the contents manager): a save through its REST API,
     as JupyterLab's does, leaves git status clean."""
-    port, logs = _free_port(), tmp_path_factory.mktemp("server")
+    port, logs = free_port(), tmp_path_factory.mktemp("server")
     server = subprocess.Popen(
         [str(Path(sys.executable).parent / "jupyter"), "server", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
          "--allow-root", "--IdentityProvider.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
@@ -116,22 +99,12 @@ def test_jupyter_server_from_the_environment_runs_the_hook_on_save(repo, tmp_pat
         stdout=open(logs / "server.log", "w"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/api/contents/notebooks/01.ipynb"
     try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.5)
+        wait_for_server(port)
         model = {"type": "notebook", "format": "json", "content": json.loads(nbformat.writes(_notebook(outputs=True)))}
         request = urllib.request.Request(url, data=json.dumps(model).encode(), method="PUT",
                                          headers={"Content-Type": "application/json"})
         assert urllib.request.urlopen(request, timeout=30).status == 200
-        listed = _git(repo, "status", "--porcelain")
-        for _ in range(120):  # the hook runs in the background, after the save has answered
-            if not listed:
-                break
-            time.sleep(0.5)
-            listed = _git(repo, "status", "--porcelain")
+        listed = settled_git_status(repo)  # the hook runs in the background, after the save has answered
     finally:
         server.terminate()
         server.wait(30)
