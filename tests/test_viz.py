@@ -409,6 +409,21 @@ def test_training_curves_split_losses_and_metrics():
         viz.training_curves(log[["epoch", "phase"]])
 
 
+def test_curve_legends_sit_above_the_lines_of_both_axes():
+    """One legend naming the lines of the axes and its twin, outside the plot, so it covers no line."""
+    from emokit.viz.training import schedule_curves
+
+    epochs = np.arange(1, 41)
+    log = pd.DataFrame({"epoch": epochs, "train_loss": 1 / epochs, "val_loss": 1.2 / epochs, "train_acc": 1 - 1 / epochs,
+                        "val_ua": 0.9 - 1 / epochs, "lr": 0.1 / epochs, "seconds": np.full(40, 2.0)})
+    for ax, names in ((viz.training_curves(log), ["train_loss", "val_loss", "train_acc", "val_ua"]),
+                      (schedule_curves(log), ["lr", "seconds"])):
+        ax.figure.canvas.draw()
+        legend = ax.get_legend()
+        assert [text.get_text() for text in legend.get_texts()] == names
+        assert legend.get_window_extent().y0 >= ax.get_window_extent().y1  # above the plotting area
+
+
 def test_confusion_matrix_figure():
     matrix = np.array([[8, 2, 0], [1, 3, 0], [0, 0, 0]])
     fig = viz.confusion_matrix_figure(matrix, ["ang", "hap", "sad"])

@@ -14,6 +14,13 @@ from emokit.viz.style import series_colors
 SCHEDULE_COLUMNS = ("lr", "seconds", "aux_skip", "beta_decay", "gumbel_tau")  # drawn by schedule_curves, not with the metrics
 
 
+def _legend_above(ax: Axes, lines: list) -> None:
+    """One legend for the lines of an axes and its twin, in a row above the
+    plot: inside, ``loc="best"`` weighs only the first axes' lines and lands on the twin's."""
+    ax.legend(lines, [line.get_label() for line in lines], fontsize=8, loc="lower left", bbox_to_anchor=(0, 1.01),
+              ncols=min(len(lines), 6), frameon=False, borderaxespad=0, handlelength=1.5, columnspacing=1.0)
+
+
 def training_curves(log: pd.DataFrame, ax: Axes | None = None) -> Axes:
     """Plot every numeric column of a training log against the epoch.
 
@@ -54,7 +61,7 @@ def training_curves(log: pd.DataFrame, ax: Axes | None = None) -> Axes:
     ax.set_ylabel("loss" if losses else "value")
     if right is not None:
         right.set_ylabel("accuracy / metric")
-    ax.legend(lines, [line.get_label() for line in lines], fontsize=8, loc="best")
+    _legend_above(ax, lines)
     return ax
 
 
@@ -77,7 +84,7 @@ def schedule_curves(log: pd.DataFrame, ax: Axes | None = None) -> Axes:
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     if lines:
-        ax.legend(lines, [line.get_label() for line in lines], fontsize=8, loc="best")
+        _legend_above(ax, lines)
     return ax
 
 
