@@ -205,6 +205,44 @@ def test_save_graph_svg_and_png(tmp_path):
     assert viz.require_dot() == shutil.which("dot")
 
 
+def _text_boxes(objects: list[dict]) -> list[tuple[str, float, float, float, float]]:
+    """(text, x0, y0, x1, y1) of every text dot drew for these objects (its json output; points)."""
+    boxes = []
+    for obj in objects:
+        size = 14.0
+        for op in obj.get("_ldraw_", []):
+            if op["op"] == "F":
+                size = op["size"]
+            elif op["op"] == "T":
+                (x, y), width = op["pt"], op["width"]
+                x0 = {"l": x, "c": x - width / 2, "r": x - width}[op["align"]]
+                boxes.append((op["text"], x0, y - 0.25 * size, x0 + width, y + 0.8 * size))
+    return boxes
+
+
+@needs_dot
+def test_no_cell_title_sits_on_an_edge_label():
+    """Across random genomes, the clusters' titles ("reduce cell" ...) and the edges' op and weight labels
+    never overlap (with centred titles 27 of 40 genomes of this space had one that did)."""
+    from emokit.search.genotype import random_genome
+    from emokit.search.supernet import SearchSpace
+
+    space = SearchSpace(input_shape=(128, 48), cnn_nodes=2, seq_nodes=2)
+    rng = np.random.default_rng(0)
+    for seed in range(20):
+        genome = random_genome(space, seed)
+        ops = {cell: list(space.cnn_ops if cell != "seq" else space.seq_ops) for cell in ("normal", "reduce", "seq")}
+        snapshot = {cell: rng.dirichlet(np.ones(len(names)), size=n_edges(2)) for cell, names in ops.items()}
+        drawn = json.loads(viz.genome_figure(genome, snapshot, ops).pipe(format="json"))
+        titles = [b for b in _text_boxes(drawn["objects"]) if b[0].endswith(" cell")]
+        labels = _text_boxes(drawn["edges"])
+        assert len(titles) == 3 and labels
+        for title in titles:
+            for label in labels:
+                apart = title[3] <= label[1] or label[3] <= title[1] or title[4] <= label[2] or label[4] <= title[2]
+                assert apart, (seed, title, label)
+
+
 @needs_dot
 def test_save_graph_normal_svg(tmp_path):
     out = viz.save_graph(viz.cell_graph(GENOME_A, "normal"), tmp_path / "normal.svg")

@@ -174,7 +174,8 @@ def genome_figure(genome: Genome, snapshot: Mapping | None = None, ops: Mapping 
     graph.attr(nodesep="0.3", ranksep="0.4", newrank="true")
     for cell in reversed(CELL_TYPES):  # dot stacks the clusters of one rank bottom-up in this order
         with graph.subgraph(name=f"cluster_{cell}") as sub:
-            sub.attr(label=f"{cell} cell", style="rounded", color="gray60", fontsize="16")
+            # title at the left, above the input column: centred, dot lays edge labels over it
+            sub.attr(label=f"{cell} cell", labeljust="l", style="rounded", color="gray60", fontsize="16")
             _add_cell(sub, genome, cell, f"{cell}_", snapshot, ops)
     with graph.subgraph() as inputs:  # one column of inputs: the cells stack vertically
         inputs.attr(rank="same")
