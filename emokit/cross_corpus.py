@@ -23,8 +23,8 @@ import pandas as pd
 
 from emokit.utils import read_json, write_json
 
-__all__ = ["transfer_name", "score_run", "score_run_folder", "needs_scoring", "cross_table", "cross_matrix",
-           "transfer_comparisons", "transfer_sentence"]
+__all__ = ["transfer_name", "score_run", "fitted_without_standardiser", "score_run_folder", "needs_scoring",
+           "cross_table", "cross_matrix", "transfer_comparisons", "transfer_sentence"]
 
 TRANSFER_SEPARATOR = "_from_"
 
@@ -52,66 +52,74 @@ def score_run(retrain_dir: str | Path, corpus: str, data_root=None, feature_dir=
     ``suspect`` (:func:`emokit.metrics.below_chance`), ``corpus`` and
     ``data`` (the fingerprint of the corpus's files it was scored on).
     """
-    from emokit.features import FeatureConfig, Normalizer, data_fingerprint, speaker_standardize
+    from emokit.features import FeatureConfig, data_fingerprint
     from emokit.fold_data import label_indices
     from emokit.metrics import below_chance, evaluate
     from emokit.pipeline import corpus_features
-    from emokit.splits import speaker_keys
-    from emokit.train import load_trained, predict_logits
 
-    if (Path(retrain_dir) / "model.joblib").exists():
-        return _score_classical(Path(retrain_dir), corpus, data_root, feature_dir, progress)
-    model, config = load_trained(retrain_dir, device)
+    retrain_dir = Path(retrain_dir)
+    classical = (retrain_dir / "model.joblib").exists()
+    if classical and fitted_without_standardiser(retrain_dir):
+        raise ValueError(f"{retrain_dir} was fitted before emokit kept its standardisation, so it cannot be scored "
+                         "on another corpus; delete its run folder and run the grid again (seconds)")
+    config = read_json(retrain_dir / "config.json")
     if not config.get("feature_config"):
         raise ValueError(f"{retrain_dir} was trained without a feature_config; it cannot be scored on another corpus")
     classes = tuple(config["classes"])
+    # the files notebook 01 could read, as the run's own corpus was
     maps, manifest = corpus_features(corpus, data_root, FeatureConfig.from_dict(config["feature_config"]),
                                      feature_dir, classes, progress=progress)
-    if config.get("normalization", "train") == "speaker":  # as in training: each speaker on their own data
-        maps = speaker_standardize(maps, speaker_keys(manifest))
-    x = Normalizer.from_dict(config["normalizer"])(maps)
-    predictions = predict_logits(model, x, device).argmax(dim=1).numpy()
+    if classical:
+        predictions = _classical_predictions(retrain_dir, config, manifest, feature_dir, progress)
+    else:
+        predictions = _network_predictions(retrain_dir, config, maps, manifest, device)
     metrics = evaluate(label_indices(manifest["label"], classes), predictions, classes)
     metrics.update(suspect=below_chance(metrics), corpus=corpus, data=data_fingerprint(manifest))
     return metrics
 
 
-def _score_classical(retrain_dir: Path, corpus: str, data_root, feature_dir, progress: bool) -> dict:
-    """:func:`score_run` of the classical control: the corpus's functionals,
+def _network_predictions(retrain_dir: Path, config: dict, maps: np.ndarray, manifest: pd.DataFrame,
+                         device) -> np.ndarray:
+    """Class indices from a trained network, its maps normalised as in training."""
+    from emokit.features import Normalizer, speaker_standardize
+    from emokit.splits import speaker_keys
+    from emokit.train import load_trained, predict_logits
+
+    model, _ = load_trained(retrain_dir, device)
+    if config.get("normalization", "train") == "speaker":  # as in training: each speaker on their own data
+        maps = speaker_standardize(maps, speaker_keys(manifest))
+    x = Normalizer.from_dict(config["normalizer"])(maps)
+    return predict_logits(model, x, device).argmax(dim=1).numpy()
+
+
+def _classical_predictions(retrain_dir: Path, config: dict, manifest: pd.DataFrame, feature_dir,
+                           progress: bool) -> np.ndarray:
+    """Class indices from the classical control: the files' functionals,
     standardised with the run's training mean and scale (per speaker first
     where the run did), classified by the fitted model."""
     import joblib
 
     from emokit.classical import STANDARDISER, ClassicalConfig, functionals, speaker_standardise
-    from emokit.features import FeatureConfig, data_fingerprint
-    from emokit.fold_data import label_indices
-    from emokit.metrics import below_chance, evaluate
-    from emokit.pipeline import corpus_features
     from emokit.splits import speaker_keys
 
-    config = read_json(retrain_dir / "config.json")
-    if not (retrain_dir / STANDARDISER).exists():
-        raise ValueError(f"{retrain_dir} was fitted before emokit kept its standardisation, so it cannot be scored "
-                         "on another corpus; delete its run folder and run the grid again (seconds)")
-    if not config.get("feature_config"):
-        raise ValueError(f"{retrain_dir} was fitted without a feature_config; it cannot be scored on another corpus")
-    classes = tuple(config["classes"])
-    # the files the deep models are scored on: those notebook 01 could read
-    _, manifest = corpus_features(corpus, data_root, FeatureConfig.from_dict(config["feature_config"]), feature_dir,
-                                  classes, progress=progress)
     values = functionals(manifest["path"], ClassicalConfig.from_dict(config["classical"]), cache_dir=feature_dir,
                          progress=progress)
     if not np.isfinite(values).all():
         bad = manifest["path"][~np.isfinite(values).all(axis=1)].tolist()
-        raise ValueError(f"functionals of {corpus} are not finite for {bad[:5]}; check these files")
+        raise ValueError(f"functionals are not finite for {bad[:5]}; check these files")
     if config.get("normalization", "train") == "speaker":
         values = speaker_standardise(values, speaker_keys(manifest))
     standardiser = np.load(retrain_dir / STANDARDISER)
     x = (values.astype(np.float64) - standardiser["mean"]) / standardiser["scale"]
-    predictions = joblib.load(retrain_dir / "model.joblib").predict(x)
-    metrics = evaluate(label_indices(manifest["label"], classes), predictions, classes)
-    metrics.update(suspect=below_chance(metrics), corpus=corpus, data=data_fingerprint(manifest))
-    return metrics
+    return joblib.load(retrain_dir / "model.joblib").predict(x)
+
+
+def fitted_without_standardiser(retrain_dir: str | Path) -> bool:
+    """A classical run fitted before emokit kept its standardiser: it cannot be scored on another corpus."""
+    from emokit.classical import STANDARDISER
+
+    retrain_dir = Path(retrain_dir)
+    return (retrain_dir / "model.joblib").exists() and not (retrain_dir / STANDARDISER).exists()
 
 
 def cross_file(run_dir: str | Path, corpus: str) -> Path:
@@ -147,11 +155,11 @@ def _trained(run_dir: Path) -> str | None:
     """Size and time of the run's model file: a retraining changes them; None
     without a model (a failed run, or a classical one fitted before emokit
     kept its standardiser)."""
-    from emokit.classical import STANDARDISER
-
     retrain = run_dir / "retrain"
+    if fitted_without_standardiser(retrain):
+        return None
     for model in (retrain / "model.pt", retrain / "model.joblib"):
-        if model.exists() and (model.suffix == ".pt" or (retrain / STANDARDISER).exists()):
+        if model.exists():
             return f"{model.stat().st_size}:{model.stat().st_mtime_ns}"
     return None
 

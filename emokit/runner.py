@@ -312,11 +312,10 @@ def score_across_corpora(grid: Grid, runs: list[Run], progress: bool = True) -> 
     others go on. Returns how many were scored."""
     from tqdm.auto import tqdm
 
-    from emokit.classical import STANDARDISER
-    from emokit.cross_corpus import needs_scoring, score_run_folder
+    from emokit.cross_corpus import fitted_without_standardiser, needs_scoring, score_run_folder
 
     unkept = [run.folder for run in runs if run.name == "classical" and _finished(grid, run, run.info)
-              and not (run.folder / "retrain" / STANDARDISER).exists()]
+              and fitted_without_standardiser(run.folder / "retrain")]
     if unkept:
         print(f"{len(unkept)} classical run(s) were fitted before emokit kept their standardiser and are not scored "
               f"on other corpora; delete them (e.g. {unkept[0]}) and run again (seconds each)")

@@ -158,6 +158,7 @@ def test_a_failed_score_is_reported_and_the_others_go_on(tmp_path, monkeypatch, 
     runs = [Run("a", "baseline", name, 0, 0, tmp_path / name) for name in ("cnn", "random", "classical")]
     for run in runs:
         (run.folder / "retrain").mkdir(parents=True)
+    (runs[2].folder / "retrain" / "model.joblib").write_bytes(b"")  # fitted, but no standardiser.npz beside it
     monkeypatch.setattr(runner, "_finished", lambda grid, run, info: True)
     monkeypatch.setattr(runner, "run_features", lambda *args: [])
     monkeypatch.setattr(runner, "data_fingerprint", lambda grid, corpus: "fingerprint")
