@@ -54,9 +54,10 @@ def refresh_git_index(os_path: str, **_) -> bool:
         return False
     folder = path.parent
     try:
-        if _git(folder, "ls-files", "--error-unmatch", "--", path.name).returncode != 0:
+        entries = _git(folder, "ls-files", "--stage", "--", path.name)  # "<mode> <object> <stage>\t<path>"
+        if entries.returncode != 0 or not entries.stdout:
             return False  # not in a checkout, or not tracked
-        if _git(folder, "ls-files", "--unmerged", "--", path.name).stdout:
+        if any(line.split()[2] != "0" for line in entries.stdout.splitlines()):
             return False  # a merge conflict: `git add` would mark it resolved
         if _git(folder, "diff", "--quiet", "--", path.name).returncode != 0:
             return False  # a real change (or git failed): git status should list it
